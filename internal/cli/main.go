@@ -1,0 +1,239 @@
+// Package cli is lambda-check's command line: the kong grammar, one file per
+// subcommand. Commands build typed requests, call the stages, write
+// artifacts and render results; no stage logic lives here.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"regexp"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/lambda-os/lambda-check/internal/artifact"
+	"github.com/lambda-os/lambda-check/internal/config"
+	"github.com/lambda-os/lambda-check/internal/exitcode"
+	"github.com/lambda-os/lambda-check/internal/statedir"
+)
+
+// version is set at build time with -ldflags "-X .../internal/cli.version=v".
+var version = ""
+
+// Version returns the program's version.
+func Version() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+// EnvPrefix starts the environment twin of every flag.
+const EnvPrefix = "LAMBDA_CHECK_"
+
+// Env is the process environment, passed in explicitly so the CLI runs
+// in-process in tests.
+type Env struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	// Dir is the working directory relative paths are resolved against.
+	Dir string
+	// Getenv reads an environment variable.
+	Getenv func(string) string
+	// IsTerminal reports whether stderr is a terminal (for progress).
+	IsTerminal bool
+}
+
+// Globals are the flags every command takes.
+type Globals struct {
+	Workspace   string           `short:"w" default:"." placeholder:"DIR" help:"The workspace: the superproject's directory."`
+	StateDir    string           `placeholder:"DIR" help:"Where artifacts, the lock and the audit log live (default: <workspace>/.lambda-check)."`
+	Config      string           `placeholder:"FILE" help:"Configuration file (default: <state-dir>/config.json when it exists)."`
+	JSON        bool             `name:"json" help:"Print machine-readable JSON on stdout instead of text."`
+	LockTimeout time.Duration    `default:"30s" help:"How long to wait for another lambda-check holding the state dir."`
+	Version     kong.VersionFlag `help:"Print the version and exit."`
+}
+
+// CLI is the whole grammar.
+type CLI struct {
+	Globals
+
+	Snapshot  SnapshotCmd  `cmd:"" help:"Capture the workspace's exact state into snapshot.json."`
+	Diff      DiffCmd      `cmd:"" help:"Tell what changed between two snapshots."`
+	Demo      DemoCmd      `cmd:"" help:"Build a sample Logos workspace and run the stages on it."`
+	ExitCodes ExitCodesCmd `cmd:"" name:"exit-codes" help:"List the exit codes and what they mean."`
+}
+
+const description = `lambda-check keeps a Logos workspace healthy and moving forward, without ever
+changing it behind the operator's back. Each command is one idempotent stage
+that reads the workspace or earlier artifacts and writes one JSON artifact to
+the state directory.
+
+Every flag can also be set in the environment as LAMBDA_CHECK_<FLAG>, for
+example LAMBDA_CHECK_WORKSPACE=/srv/logos-workspace or LAMBDA_CHECK_JSON=true.
+Exit codes: 0 ok, 1 error, 3 verdict is fail, 80 usage, 82 bad input,
+130 cancelled (see 'lambda-check exit-codes').`
+
+// Runtime is what every command's Run receives.
+type Runtime struct {
+	Ctx     context.Context
+	Env     Env
+	Globals *Globals
+	cfg     *config.Config
+}
+
+// Abs resolves p against the working directory.
+func (rt *Runtime) Abs(p string) string {
+	if filepath.IsAbs(p) {
+		return filepath.Clean(p)
+	}
+	return filepath.Join(rt.Env.Dir, p)
+}
+
+// WorkspaceDir is the absolute workspace directory.
+func (rt *Runtime) WorkspaceDir() string { return rt.Abs(rt.Globals.Workspace) }
+
+// StateDirPath is the absolute state directory.
+func (rt *Runtime) StateDirPath() string {
+	if rt.Globals.StateDir != "" {
+		return rt.Abs(rt.Globals.StateDir)
+	}
+	return filepath.Join(rt.WorkspaceDir(), statedir.DefaultName)
+}
+
+// Config loads the configuration once.
+func (rt *Runtime) Config() (*config.Config, error) {
+	if rt.cfg != nil {
+		return rt.cfg, nil
+	}
+	p, optional := rt.Globals.Config, false
+	if p == "" {
+		p, optional = filepath.Join(rt.StateDirPath(), "config.json"), true
+	} else {
+		p = rt.Abs(p)
+	}
+	cfg, err := config.Load(p, optional)
+	if err != nil {
+		return nil, exitcode.Input(err, "see docs/artifacts.md for the configuration's keys")
+	}
+	rt.cfg = cfg
+	return cfg, nil
+}
+
+// Producer names this build in artifacts.
+func (rt *Runtime) Producer() artifact.Producer {
+	return artifact.Producer{Name: "lambda-check", Version: Version()}
+}
+
+// Printf writes to stdout.
+func (rt *Runtime) Printf(format string, a ...any) { fmt.Fprintf(rt.Env.Stdout, format, a...) }
+
+// Logf writes a line to stderr.
+func (rt *Runtime) Logf(format string, a ...any) {
+	fmt.Fprintf(rt.Env.Stderr, "lambda-check: "+format+"\n", a...)
+}
+
+// PrintJSON writes v canonically to stdout.
+func (rt *Runtime) PrintJSON(v any) error {
+	b, err := artifact.Encode(v)
+	if err != nil {
+		return err
+	}
+	_, err = rt.Env.Stdout.Write(b)
+	return err
+}
+
+// Main runs the command line and returns the exit code.
+func Main(ctx context.Context, args []string, env Env) int {
+	if env.Getenv == nil {
+		env.Getenv = func(string) string { return "" }
+	}
+	var c CLI
+	exited := -1
+	parser, err := kong.New(&c,
+		kong.Name("lambda-check"),
+		kong.Description(description),
+		kong.Writers(env.Stdout, env.Stderr),
+		kong.Exit(func(code int) { exited = code }),
+		kong.Vars{"version": "lambda-check " + Version()},
+		kong.UsageOnError(),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+		kong.Resolvers(envResolver(env.Getenv)),
+	)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "lambda-check: error: %v\n", err)
+		return exitcode.Error
+	}
+	kctx, err := parser.Parse(args)
+	if exited >= 0 {
+		// --help or --version: kong printed and asked to exit.
+		if exited != 0 {
+			return exitcode.Usage
+		}
+		return exitcode.OK
+	}
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "lambda-check: error: %v\n", err)
+		return exitcode.Usage
+	}
+	rt := &Runtime{Ctx: ctx, Env: env, Globals: &c.Globals}
+	err = kctx.Run(rt)
+	return report(env.Stderr, err)
+}
+
+// report prints err in the house grammar and returns its exit code.
+func report(w io.Writer, err error) int {
+	code := exitcode.Of(err)
+	switch code {
+	case exitcode.OK:
+	case exitcode.Fail:
+		// The artifact and the rendered result say why; one line suffices.
+		fmt.Fprintf(w, "lambda-check: fail: %v\n", err)
+	case exitcode.Cancelled:
+		fmt.Fprintln(w, "lambda-check: cancelled")
+	default:
+		fmt.Fprintf(w, "lambda-check: error: %v\n", err)
+		if h := exitcode.Hint(err); h != "" {
+			fmt.Fprintf(w, "lambda-check: hint: %s\n", h)
+		}
+	}
+	return code
+}
+
+var camel = regexp.MustCompile(`[^A-Za-z0-9]+`)
+
+// EnvName returns the environment twin of a flag name.
+func EnvName(flag string) string {
+	return EnvPrefix + strings.ToUpper(camel.ReplaceAllString(flag, "_"))
+}
+
+// envResolver gives every flag an environment twin, read through the
+// injected Getenv (never os.Getenv) so tests control it.
+func envResolver(getenv func(string) string) kong.Resolver {
+	return kong.ResolverFunc(func(_ *kong.Context, _ *kong.Path, flag *kong.Flag) (any, error) {
+		if flag.Name == "help" || flag.Name == "version" {
+			return nil, nil
+		}
+		v := getenv(EnvName(flag.Name))
+		if v == "" {
+			return nil, nil
+		}
+		return v, nil
+	})
+}
+
+// errUsage wraps a command-line mistake found after parsing.
+func errUsage(format string, a ...any) error {
+	return &exitcode.UsageError{Err: fmt.Errorf(format, a...)}
+}
+
+var _ = errors.New

@@ -1,0 +1,115 @@
+// Package config is lambda-check's configuration file: strict JSON with a
+// schemaVersion, where an unknown key is an error that names the key.
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"strings"
+)
+
+// Version is the config schema version this build reads.
+const Version = 1
+
+// Config is the whole configuration. Every section has working defaults, so
+// an absent file is a valid configuration.
+type Config struct {
+	SchemaVersion int      `json:"schemaVersion"`
+	Snapshot      Snapshot `json:"snapshot"`
+}
+
+// Snapshot configures the snapshot stage.
+type Snapshot struct {
+	// Parallelism bounds how many submodules are read at once; 0 = default.
+	Parallelism int `json:"parallelism,omitempty"`
+	// Exclude lists workspace-relative paths never walked for untracked
+	// files (build outputs that are not git-ignored, for instance).
+	Exclude []string `json:"exclude,omitempty"`
+}
+
+// Default returns the configuration used when no file is given.
+func Default() *Config {
+	return &Config{SchemaVersion: Version}
+}
+
+// Parse decodes and validates a configuration; name is used in errors.
+func Parse(b []byte, name string) (*Config, error) {
+	var probe struct {
+		SchemaVersion *int `json:"schemaVersion"`
+	}
+	if err := json.Unmarshal(b, &probe); err != nil {
+		return nil, fmt.Errorf("config %s: %w", name, syntaxError(b, err))
+	}
+	if probe.SchemaVersion == nil {
+		return nil, fmt.Errorf("config %s: missing \"schemaVersion\" (this build reads %d)", name, Version)
+	}
+	if *probe.SchemaVersion != Version {
+		return nil, fmt.Errorf("config %s: schemaVersion %d is not supported (this build reads %d)", name, *probe.SchemaVersion, Version)
+	}
+	cfg := Default()
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(cfg); err != nil {
+		return nil, fmt.Errorf("config %s: %w", name, syntaxError(b, err))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("config %s: trailing data after the JSON object", name)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("config %s: %w", name, err)
+	}
+	return cfg, nil
+}
+
+// Load reads the configuration at p. If p is empty or (when optional) does
+// not exist, it returns the defaults.
+func Load(p string, optional bool) (*Config, error) {
+	if p == "" {
+		return Default(), nil
+	}
+	b, err := os.ReadFile(p)
+	if optional && errors.Is(err, fs.ErrNotExist) {
+		return Default(), nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(b, fmt.Sprintf("%q", p))
+}
+
+func (c *Config) validate() error {
+	if c.Snapshot.Parallelism < 0 {
+		return fmt.Errorf("snapshot.parallelism must be >= 0, got %d", c.Snapshot.Parallelism)
+	}
+	for _, x := range c.Snapshot.Exclude {
+		if x == "" || path.IsAbs(x) || path.Clean(x) != x || x == ".." || strings.HasPrefix(x, "../") {
+			return fmt.Errorf("snapshot.exclude: %q must be a clean path inside the workspace", x)
+		}
+	}
+	return nil
+}
+
+// syntaxError adds the line and column to a JSON syntax error.
+func syntaxError(b []byte, err error) error {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	off := int64(-1)
+	switch {
+	case errors.As(err, &se):
+		off = se.Offset
+	case errors.As(err, &te):
+		off = te.Offset
+	}
+	if off < 0 || off > int64(len(b)) {
+		return err
+	}
+	line := 1 + bytes.Count(b[:off], []byte("\n"))
+	col := off - int64(bytes.LastIndexByte(b[:off], '\n'))
+	return fmt.Errorf("line %d, column %d: %w", line, col, err)
+}

@@ -1,0 +1,195 @@
+package gitrepo
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/format/config"
+	"github.com/go-git/go-git/v5/plumbing/object"
+)
+
+// InitOptions describes a new repository.
+type InitOptions struct {
+	// WorkTree is the work tree's absolute path; empty for a bare repository.
+	WorkTree string
+	// SeparateGitDir: the work tree gets a "gitdir:" file pointing at the
+	// git directory (as submodules have) and core.worktree is set.
+	SeparateGitDir bool
+	// Branch is the branch HEAD names (default "master").
+	Branch string
+	// Alternates lists object directories whose objects this one borrows
+	// (as "git clone --shared" sets up).
+	Alternates []string
+	// Config adds options: section -> subsection ("" for none) -> key -> value.
+	Config map[string]map[string]map[string]string
+}
+
+// Init creates a repository at gitdir and returns it opened.
+func Init(gitdir string, opts InitOptions) (*Repo, error) {
+	if opts.Branch == "" {
+		opts.Branch = "master"
+	}
+	for _, d := range []string{"objects/info", "objects/pack", "refs/heads", "refs/tags", "info"} {
+		if err := os.MkdirAll(filepath.Join(gitdir, d), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	cfg := config.New()
+	core := cfg.Section("core")
+	core.SetOption("repositoryformatversion", "0")
+	core.SetOption("filemode", "true")
+	core.SetOption("bare", fmt.Sprint(opts.WorkTree == ""))
+	if opts.WorkTree != "" && opts.SeparateGitDir {
+		rel, err := filepath.Rel(gitdir, opts.WorkTree)
+		if err != nil {
+			return nil, err
+		}
+		core.SetOption("worktree", filepath.ToSlash(rel))
+	}
+	for sec, subs := range opts.Config {
+		for sub, kv := range subs {
+			for k, v := range kv {
+				if sub == "" {
+					cfg.Section(sec).SetOption(k, v)
+				} else {
+					cfg.Section(sec).Subsection(sub).SetOption(k, v)
+				}
+			}
+		}
+	}
+	var buf bytes.Buffer
+	if err := config.NewEncoder(&buf).Encode(cfg); err != nil {
+		return nil, err
+	}
+	files := map[string]string{
+		"config":       buf.String(),
+		"HEAD":         "ref: refs/heads/" + opts.Branch + "\n",
+		"description":  "Unnamed repository; edit this file 'description' to name the repository.\n",
+		"info/exclude": "",
+	}
+	if len(opts.Alternates) > 0 {
+		var alt bytes.Buffer
+		for _, a := range opts.Alternates {
+			alt.WriteString(a + "\n")
+		}
+		files["objects/info/alternates"] = alt.String()
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(gitdir, name), []byte(content), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	r := &Repo{GitDir: gitdir}
+	if opts.WorkTree != "" {
+		r.WorkTree = opts.WorkTree
+		if err := os.MkdirAll(opts.WorkTree, 0o755); err != nil {
+			return nil, err
+		}
+		if opts.SeparateGitDir {
+			rel, err := filepath.Rel(opts.WorkTree, gitdir)
+			if err != nil {
+				return nil, err
+			}
+			if err := os.WriteFile(filepath.Join(opts.WorkTree, ".git"), []byte("gitdir: "+filepath.ToSlash(rel)+"\n"), 0o644); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return r, nil
+}
+
+// WriteBlob stores data as a blob.
+func (r *Repo) WriteBlob(data []byte) (plumbing.Hash, error) {
+	s := r.Storage()
+	obj := s.NewEncodedObject()
+	obj.SetType(plumbing.BlobObject)
+	obj.SetSize(int64(len(data)))
+	w, err := obj.Writer()
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	if _, err := w.Write(data); err != nil {
+		return plumbing.ZeroHash, err
+	}
+	if err := w.Close(); err != nil {
+		return plumbing.ZeroHash, err
+	}
+	return s.SetEncodedObject(obj)
+}
+
+// Signature is a commit's author or committer.
+type Signature struct {
+	Name  string
+	Email string
+	When  time.Time
+}
+
+// CommitSpec describes a commit to write.
+type CommitSpec struct {
+	Tree      plumbing.Hash
+	Parents   []plumbing.Hash
+	Author    Signature
+	Committer Signature
+	Message   string
+}
+
+// WriteCommit stores a commit object.
+func (r *Repo) WriteCommit(c CommitSpec) (plumbing.Hash, error) {
+	s := r.Storage()
+	co := &object.Commit{
+		Author:       object.Signature(c.Author),
+		Committer:    object.Signature(c.Committer),
+		Message:      c.Message,
+		TreeHash:     c.Tree,
+		ParentHashes: c.Parents,
+	}
+	obj := s.NewEncodedObject()
+	if err := co.Encode(obj); err != nil {
+		return plumbing.ZeroHash, err
+	}
+	return s.SetEncodedObject(obj)
+}
+
+// WriteTrees writes the trees for entries into this repository.
+func (r *Repo) WriteTrees(entries []Entry) (plumbing.Hash, *CacheTree, error) {
+	return WriteTrees(r.Storage(), entries)
+}
+
+// SetRef points a full ref name at h.
+func (r *Repo) SetRef(name string, h plumbing.Hash) error {
+	p := filepath.Join(r.GitDir, filepath.FromSlash(name))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	return writeFileAtomic(p, []byte(h.String()+"\n"))
+}
+
+// SetSymbolicRef points name at another ref.
+func (r *Repo) SetSymbolicRef(name, target string) error {
+	p := filepath.Join(r.GitDir, filepath.FromSlash(name))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	return writeFileAtomic(p, []byte("ref: "+target+"\n"))
+}
+
+// TreeFiles lists a commit's files (path -> mode and blob), recursively.
+func (r *Repo) TreeFiles(rev plumbing.Hash) ([]Entry, error) {
+	c, err := object.GetCommit(r.Storage(), rev)
+	if err != nil {
+		return nil, fmt.Errorf("read commit %s in %q: %w", rev, r.GitDir, err)
+	}
+	m, err := headTreeFiles(r.Storage(), c.TreeHash)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Entry, 0, len(m))
+	for p, e := range m {
+		out = append(out, Entry{Path: p, Mode: e.Mode, Hash: e.Hash})
+	}
+	return out, nil
+}

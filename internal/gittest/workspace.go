@@ -1,0 +1,535 @@
+// Package gittest builds real git repositories and whole Logos-like
+// workspaces: a superproject with module submodules under repos/, each backed
+// by a local bare remote (some ahead of the pin), module metadata.json files,
+// flakes whose packages are builtins.derivation with /bin/sh, and a
+// flake.lock computed by internal/flake. Authors and dates are fixed, so
+// hashes are stable. Tests use it, and so does "lambda-check demo".
+package gittest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/lambda-os/lambda-check/internal/flake"
+	"github.com/lambda-os/lambda-check/internal/gitrepo"
+)
+
+// Epoch is the fixed time the generated history starts at.
+var Epoch = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+
+// Author signs every generated commit.
+var Author = gitrepo.Signature{Name: "Logos Test", Email: "test@logos.invalid"}
+
+// Options shape a generated workspace.
+type Options struct {
+	// Modules is the number of Logos module repositories (the SDK and the
+	// runtime come on top). Default 8.
+	Modules int
+	// Files is roughly how many files each repository tracks. Default 26.
+	Files int
+	// Ahead maps a repository name to how many commits its remote has beyond
+	// the pin.
+	Ahead map[string]int
+	// Drift lists repositories whose flake.lock entry stays one commit behind
+	// the gitlink: the drift policy must find.
+	Drift []string
+	// System is the Nix system the flakes' packages are for. Default: this
+	// machine's.
+	System string
+}
+
+// Repo is one generated repository and its pins.
+type Repo struct {
+	Name   string // directory and flake input name
+	Path   string // path in the workspace, "repos/<name>"
+	Remote string // bare remote's directory
+	URL    string // the remote as a flake input URL ("git+file://...")
+	Branch string
+	Deps   []string // flake inputs it follows from the workspace
+	Module *Metadata
+	// History is the branch's commits up to the pin, oldest first.
+	History []plumbing.Hash
+	Pin     plumbing.Hash // the gitlink
+	LockRev plumbing.Hash // the rev flake.lock records
+	Head    plumbing.Hash // the remote's branch head
+}
+
+// Workspace is a generated workspace.
+type Workspace struct {
+	Root    string // the superproject's work tree
+	Remotes string // directory of bare remotes
+	System  string
+	Repos   []*Repo
+	Head    plumbing.Hash
+}
+
+// Repo returns the repository named name, or nil.
+func (w *Workspace) Repo(name string) *Repo {
+	for _, r := range w.Repos {
+		if r.Name == name {
+			return r
+		}
+	}
+	return nil
+}
+
+// NixSystem maps this machine to a Nix system name.
+func NixSystem() string {
+	arch := map[string]string{"amd64": "x86_64", "arm64": "aarch64", "386": "i686", "riscv64": "riscv64"}[runtime.GOARCH]
+	if arch == "" {
+		arch = runtime.GOARCH
+	}
+	return arch + "-" + runtime.GOOS
+}
+
+// DemoOptions is the workspace "lambda-check demo" builds: ten modules, three
+// remotes ahead of their pins, one drifted lock entry.
+func DemoOptions() Options {
+	return Options{
+		Modules: 10,
+		Ahead:   map[string]int{"logos-chat-module": 3, "logos-waku-module": 1, "logos-storage-module": 2},
+		Drift:   []string{"logos-wallet-module"},
+	}
+}
+
+type file struct {
+	path string
+	mode filemode.FileMode
+	data string
+}
+
+// Generate writes a workspace under dir (which must be empty or absent):
+// dir/workspace is the superproject and dir/remotes holds the bare remotes.
+func Generate(ctx context.Context, dir string, o Options) (*Workspace, error) {
+	if o.Modules <= 0 {
+		o.Modules = 8
+	}
+	if o.Files <= 0 {
+		o.Files = 26
+	}
+	if o.System == "" {
+		o.System = NixSystem()
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
+		return nil, fmt.Errorf("generate workspace: %q is not empty", dir)
+	}
+	ws := &Workspace{Root: filepath.Join(dir, "workspace"), Remotes: filepath.Join(dir, "remotes"), System: o.System}
+	drift := map[string]bool{}
+	for _, d := range o.Drift {
+		drift[d] = true
+	}
+	for _, s := range specs(o.Modules) {
+		branch := s.branch
+		if branch == "" {
+			branch = "master"
+		}
+		remote := filepath.Join(ws.Remotes, s.name+".git")
+		url := "git+file://" + remote
+		if branch != "master" {
+			// Nix 2.8 assumes "master" for a bare repository without a ref.
+			url += "?ref=" + branch
+		}
+		ws.Repos = append(ws.Repos, &Repo{
+			Name: s.name, Path: "repos/" + s.name, Remote: remote, URL: url,
+			Branch: branch, Deps: s.deps, Module: s.module,
+		})
+	}
+	byName := map[string]*Repo{}
+	for _, r := range ws.Repos {
+		byName[r.Name] = r
+	}
+	for name := range o.Ahead {
+		if byName[name] == nil {
+			return nil, fmt.Errorf("generate workspace: Ahead names unknown repository %q", name)
+		}
+	}
+	for name := range drift {
+		if byName[name] == nil {
+			return nil, fmt.Errorf("generate workspace: Drift names unknown repository %q", name)
+		}
+	}
+
+	// Remotes and module checkouts are independent: write them in parallel.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(2 * runtime.GOMAXPROCS(0))
+	for i, r := range ws.Repos {
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			ct, files, err := writeRemote(ws, i, r, byName, o.Files, o.Ahead[r.Name], drift[r.Name])
+			if err != nil {
+				return fmt.Errorf("remote %s: %w", r.Name, err)
+			}
+			return writeCheckout(ws, r, ct, files)
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	if err := writeSuperproject(ws); err != nil {
+		return nil, fmt.Errorf("superproject: %w", err)
+	}
+	return ws, nil
+}
+
+func (r *Repo) commitTime(idx, n int) time.Time {
+	return Epoch.Add(time.Duration(idx)*time.Hour + time.Duration(n)*time.Minute)
+}
+
+// writeRemote creates the bare remote with the history up to the pin plus
+// ahead commits, and returns the pin's cache tree and files.
+func writeRemote(ws *Workspace, idx int, r *Repo, byName map[string]*Repo, nfiles, ahead int, drift bool) (*gitrepo.CacheTree, []file, error) {
+	repo, err := gitrepo.Init(r.Remote, gitrepo.InitOptions{Branch: r.Branch})
+	if err != nil {
+		return nil, nil, err
+	}
+	files := repoFiles(ws, r, byName, nfiles)
+	var parent []plumbing.Hash
+	var pinCT *gitrepo.CacheTree
+	commit := func(n int, msg string, fs []file) (plumbing.Hash, *gitrepo.CacheTree, error) {
+		entries := make([]gitrepo.Entry, 0, len(fs))
+		for _, f := range fs {
+			h, err := repo.WriteBlob([]byte(f.data))
+			if err != nil {
+				return plumbing.ZeroHash, nil, err
+			}
+			entries = append(entries, gitrepo.Entry{Path: f.path, Mode: f.mode, Hash: h})
+		}
+		tree, ct, err := repo.WriteTrees(entries)
+		if err != nil {
+			return plumbing.ZeroHash, nil, err
+		}
+		sig := Author
+		sig.When = r.commitTime(idx, n)
+		h, err := repo.WriteCommit(gitrepo.CommitSpec{Tree: tree, Parents: parent, Author: sig, Committer: sig, Message: msg + "\n"})
+		parent = []plumbing.Hash{h}
+		return h, ct, err
+	}
+	// Two commits up to the pin, so history and revCount are real.
+	h1, _, err := commit(0, "Initial import of "+r.Name, files)
+	if err != nil {
+		return nil, nil, err
+	}
+	files = bump(files, r, "0.1.1", "Bump version to 0.1.1")
+	h2, ct, err := commit(1, "Bump version to 0.1.1", files)
+	if err != nil {
+		return nil, nil, err
+	}
+	pinCT = ct
+	r.History = []plumbing.Hash{h1, h2}
+	r.Pin, r.LockRev, r.Head = h2, h2, h2
+	if drift {
+		r.LockRev = h1
+	}
+	upstream := files
+	for k := range ahead {
+		upstream = bump(upstream, r, fmt.Sprintf("0.2.%d", k), fmt.Sprintf("Upstream change %d", k+1))
+		if r.Head, _, err = commit(2+k, fmt.Sprintf("Upstream change %d in %s", k+1, r.Name), upstream); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := repo.SetRef("refs/heads/"+r.Branch, r.Head); err != nil {
+		return nil, nil, err
+	}
+	return pinCT, files, nil
+}
+
+// writeCheckout lays out the submodule: its git directory under the
+// superproject's .git/modules (borrowing the remote's objects), the pinned
+// files, and an index that matches them.
+func writeCheckout(ws *Workspace, r *Repo, ct *gitrepo.CacheTree, files []file) error {
+	worktree := filepath.Join(ws.Root, filepath.FromSlash(r.Path))
+	gitdir := filepath.Join(ws.Root, ".git", "modules", filepath.FromSlash(r.Path))
+	repo, err := gitrepo.Init(gitdir, gitrepo.InitOptions{
+		WorkTree: worktree, SeparateGitDir: true, Branch: r.Branch,
+		Alternates: []string{filepath.Join(r.Remote, "objects")},
+		Config: map[string]map[string]map[string]string{
+			"remote": {"origin": {"url": r.Remote, "fetch": "+refs/heads/*:refs/remotes/origin/*"}},
+			"branch": {r.Branch: {"remote": "origin", "merge": "refs/heads/" + r.Branch}},
+		},
+	})
+	if err != nil {
+		return err
+	}
+	if err := writeFiles(worktree, files, r.commitTime(0, 1)); err != nil {
+		return err
+	}
+	for _, ref := range []string{"refs/heads/" + r.Branch, "refs/remotes/origin/" + r.Branch} {
+		if err := repo.SetRef(ref, r.Pin); err != nil {
+			return err
+		}
+	}
+	if err := repo.SetSymbolicRef("refs/remotes/origin/HEAD", "refs/remotes/origin/"+r.Branch); err != nil {
+		return err
+	}
+	// "git submodule update" leaves HEAD detached at the gitlink.
+	if err := repo.SetRef("HEAD", r.Pin); err != nil {
+		return err
+	}
+	return repo.WriteIndex(entriesOf(repo, files), ct)
+}
+
+func entriesOf(repo *gitrepo.Repo, files []file) []gitrepo.Entry {
+	out := make([]gitrepo.Entry, len(files))
+	for i, f := range files {
+		out[i] = gitrepo.Entry{Path: f.path, Mode: f.mode, Hash: gitrepo.BlobHash([]byte(f.data))}
+	}
+	return out
+}
+
+func writeFiles(root string, files []file, mtime time.Time) error {
+	for _, f := range files {
+		p := filepath.Join(root, filepath.FromSlash(f.path))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		switch f.mode {
+		case filemode.Symlink:
+			if err := os.Symlink(f.data, p); err != nil {
+				return err
+			}
+			continue
+		case filemode.Executable:
+			if err := os.WriteFile(p, []byte(f.data), 0o755); err != nil {
+				return err
+			}
+		default:
+			if err := os.WriteFile(p, []byte(f.data), 0o644); err != nil {
+				return err
+			}
+		}
+		// Files older than the index are not "racily clean", as after a
+		// real checkout that happened a while ago.
+		if err := os.Chtimes(p, mtime, mtime); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeSuperproject writes the workspace repository: .gitmodules, the flake
+// and its lock, gitlinks, one commit on master, and a matching index.
+func writeSuperproject(ws *Workspace) error {
+	gitdir := filepath.Join(ws.Root, ".git")
+	cfg := map[string]map[string]map[string]string{"submodule": {}}
+	for _, r := range ws.Repos {
+		cfg["submodule"][r.Path] = map[string]string{"url": r.Remote, "active": "true"}
+	}
+	repo, err := gitrepo.Init(gitdir, gitrepo.InitOptions{WorkTree: ws.Root, Config: cfg})
+	if err != nil {
+		return err
+	}
+	lock, err := workspaceLock(ws)
+	if err != nil {
+		return err
+	}
+	lockBytes, err := lock.Marshal()
+	if err != nil {
+		return err
+	}
+	files := []file{
+		{".gitmodules", filemode.Regular, gitmodules(ws)},
+		{"flake.nix", filemode.Regular, workspaceFlake(ws)},
+		{"flake.lock", filemode.Regular, string(lockBytes)},
+		{".gitignore", filemode.Regular, "result\nresult-*\n.direnv/\n"},
+		{"README.md", filemode.Regular, "# logos-workspace (generated)\n\nModules live under repos/ as submodules and are pinned again in flake.lock.\n"},
+		{"scripts/ws", filemode.Executable, "#!/bin/sh\n# Build the workspace, overriding inputs of dirty submodules.\nexec nix build \"$@\"\n"},
+	}
+	if err := writeFiles(ws.Root, files, Epoch); err != nil {
+		return err
+	}
+	var entries []gitrepo.Entry
+	for _, f := range files {
+		h, err := repo.WriteBlob([]byte(f.data))
+		if err != nil {
+			return err
+		}
+		entries = append(entries, gitrepo.Entry{Path: f.path, Mode: f.mode, Hash: h})
+	}
+	for _, r := range ws.Repos {
+		entries = append(entries, gitrepo.Entry{Path: r.Path, Mode: filemode.Submodule, Hash: r.Pin})
+	}
+	tree, ct, err := repo.WriteTrees(entries)
+	if err != nil {
+		return err
+	}
+	sig := Author
+	sig.When = Epoch.Add(24 * time.Hour)
+	ws.Head, err = repo.WriteCommit(gitrepo.CommitSpec{Tree: tree, Author: sig, Committer: sig, Message: "Pin Logos repositories\n"})
+	if err != nil {
+		return err
+	}
+	if err := repo.SetRef("refs/heads/master", ws.Head); err != nil {
+		return err
+	}
+	return repo.WriteIndex(entries, ct)
+}
+
+func gitmodules(ws *Workspace) string {
+	var b strings.Builder
+	for _, r := range ws.Repos {
+		fmt.Fprintf(&b, "[submodule %q]\n\tpath = %s\n\turl = %s\n", r.Path, r.Path, r.Remote)
+		if r.Branch != "master" {
+			fmt.Fprintf(&b, "\tbranch = %s\n", r.Branch)
+		}
+	}
+	return b.String()
+}
+
+func workspaceFlake(ws *Workspace) string {
+	var b strings.Builder
+	b.WriteString("{\n  description = \"Logos workspace (generated by lambda-check)\";\n\n  inputs = {\n")
+	for _, r := range ws.Repos {
+		fmt.Fprintf(&b, "    %s.url = %q;\n", r.Name, r.URL)
+		for _, d := range r.Deps {
+			fmt.Fprintf(&b, "    %s.inputs.%s.follows = %q;\n", r.Name, d, d)
+		}
+	}
+	b.WriteString("  };\n\n  outputs = { self, ... }@inputs:\n    let system = \"" + ws.System + "\"; in {\n")
+	b.WriteString("      packages.${system} = {\n")
+	for _, r := range ws.Repos {
+		fmt.Fprintf(&b, "        %s = inputs.%s.packages.${system}.default;\n", r.Name, r.Name)
+	}
+	b.WriteString("      };\n    };\n}\n")
+	return b.String()
+}
+
+// workspaceLock is the flake.lock Nix would write for the workspace flake,
+// with every input locked at its LockRev.
+func workspaceLock(ws *Workspace) (*flake.Lock, error) {
+	lock := &flake.Lock{Version: flake.LockVersion, Root: "root", Nodes: map[string]*flake.Node{}}
+	root := &flake.Node{Inputs: map[string]flake.InputRef{}}
+	lock.Nodes["root"] = root
+	for _, r := range ws.Repos {
+		remote, err := gitrepo.OpenBare(r.Remote)
+		if err != nil {
+			return nil, err
+		}
+		locked, err := flake.LockGit(remote, r.LockRev, "file://"+r.Remote, r.Branch)
+		if err != nil {
+			return nil, fmt.Errorf("lock %s: %w", r.Name, err)
+		}
+		orig := flake.Attrs{"type": "git", "url": "file://" + r.Remote}
+		if r.Branch != "master" {
+			orig["ref"] = r.Branch
+		}
+		n := &flake.Node{Locked: locked, Original: orig}
+		if len(r.Deps) > 0 {
+			n.Inputs = map[string]flake.InputRef{}
+			for _, d := range r.Deps {
+				n.Inputs[d] = flake.InputRef{Follows: []string{d}}
+			}
+		}
+		lock.Nodes[r.Name] = n
+		root.Inputs[r.Name] = flake.InputRef{Node: r.Name}
+	}
+	return lock, nil
+}
+
+func bump(files []file, r *Repo, version, change string) []file {
+	out := make([]file, 0, len(files)+1)
+	hasLog := false
+	for _, f := range files {
+		switch f.path {
+		case "metadata.json":
+			if r.Module != nil {
+				m := *r.Module
+				m.Version = version
+				f.data = metadataJSON(&m)
+			}
+		case "CHANGELOG.md":
+			f.data += "- " + version + ": " + change + "\n"
+			hasLog = true
+		case "VERSION":
+			f.data = version + "\n"
+		}
+		out = append(out, f)
+	}
+	if !hasLog {
+		out = append(out, file{"CHANGELOG.md", filemode.Regular, "# Changelog\n\n- " + version + ": " + change + "\n"})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].path < out[j].path })
+	return out
+}
+
+func metadataJSON(m *Metadata) string {
+	b, _ := json.MarshalIndent(m, "", "  ")
+	return string(b) + "\n"
+}
+
+// repoFiles is a repository's initial content: about n files, like the real
+// Logos repositories (sources, tests, CMake, a flake, metadata.json).
+func repoFiles(ws *Workspace, r *Repo, byName map[string]*Repo, n int) []file {
+	base := strings.ReplaceAll(strings.TrimPrefix(r.Name, "logos-"), "-", "_")
+	files := []file{
+		{".gitignore", filemode.Regular, "build/\nresult\n*.o\n"},
+		{"README.md", filemode.Regular, "# " + r.Name + "\n\nPart of the Logos stack.\n"},
+		{"LICENSE", filemode.Regular, "MIT License\n\nCopyright (c) 2026 Logos\n"},
+		{"VERSION", filemode.Regular, "0.1.0\n"},
+		{"CMakeLists.txt", filemode.Regular, "cmake_minimum_required(VERSION 3.16)\nproject(" + base + " LANGUAGES CXX)\nadd_library(" + base + "_plugin MODULE src/" + base + ".cpp)\n"},
+		{"flake.nix", filemode.Regular, moduleFlake(ws, r, byName)},
+		{"scripts/build.sh", filemode.Executable, "#!/bin/sh\nset -eu\ncmake -B build && cmake --build build\n"},
+		{"docs/README.md", filemode.Symlink, "../README.md"},
+		{"tests/.gitattributes", filemode.Regular, "fixtures/** export-ignore\n"},
+		{"tests/fixtures/sample.bin", filemode.Regular, "fixture data for " + r.Name + "\n"},
+	}
+	if r.Module != nil {
+		files = append(files, file{"metadata.json", filemode.Regular, metadataJSON(r.Module)})
+	}
+	for i := 0; len(files) < n; i++ {
+		switch i % 3 {
+		case 0:
+			files = append(files, file{fmt.Sprintf("src/%s_%02d.cpp", base, i), filemode.Regular,
+				fmt.Sprintf("#include \"%s_%02d.h\"\n\nnamespace logos {\nint %s_%02d() { return %d; }\n}\n", base, i, base, i, i)})
+		case 1:
+			files = append(files, file{fmt.Sprintf("src/%s_%02d.h", base, i-1), filemode.Regular,
+				fmt.Sprintf("#pragma once\nnamespace logos { int %s_%02d(); }\n", base, i-1)})
+		default:
+			files = append(files, file{fmt.Sprintf("tests/test_%02d.cpp", i), filemode.Regular,
+				fmt.Sprintf("// test %d of %s\nint main() { return 0; }\n", i, r.Name)})
+		}
+	}
+	sort.Slice(files, func(i, j int) bool { return files[i].path < files[j].path })
+	return files
+}
+
+func moduleFlake(ws *Workspace, r *Repo, byName map[string]*Repo) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "{\n  description = %q;\n\n", r.Name)
+	if len(r.Deps) > 0 {
+		b.WriteString("  inputs = {\n")
+		for _, d := range r.Deps {
+			fmt.Fprintf(&b, "    %s.url = %q;\n", d, byName[d].URL)
+		}
+		b.WriteString("  };\n\n")
+	}
+	b.WriteString("  outputs = { self, ... }@inputs:\n    let\n")
+	fmt.Fprintf(&b, "      system = %q;\n", ws.System)
+	b.WriteString("      deps = map (n: inputs.${n}.packages.${system}.default) [")
+	for _, d := range r.Deps {
+		fmt.Fprintf(&b, " %q", d)
+	}
+	b.WriteString(" ];\n    in {\n")
+	b.WriteString("      packages.${system}.default = builtins.derivation {\n")
+	fmt.Fprintf(&b, "        name = %q;\n", r.Name)
+	b.WriteString("        inherit system;\n        builder = \"/bin/sh\";\n")
+	b.WriteString("        args = [ \"-c\" \"echo $name $rev > $out; for d in $deps; do echo \\\"needs $d\\\" >> $out; done\" ];\n")
+	b.WriteString("        rev = self.rev or \"dirty\";\n        inherit deps;\n      };\n    };\n}\n")
+	return b.String()
+}
