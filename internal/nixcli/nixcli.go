@@ -1,0 +1,57 @@
+// Package nixcli is the only place lambda-check runs nix. It runs the nix
+// command with an explicit environment, in its own process group, and
+// returns stdout, with stderr in the error.
+package nixcli
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Nix runs one nix binary.
+type Nix struct {
+	// Bin is the nix executable.
+	Bin string
+	// Env is the complete environment nix runs with.
+	Env []string
+}
+
+// Find locates nix on PATH.
+func Find(env []string) (*Nix, error) {
+	p, err := exec.LookPath("nix")
+	if err != nil {
+		return nil, fmt.Errorf("nix is not installed: %w", err)
+	}
+	return &Nix{Bin: p, Env: env}, nil
+}
+
+// Run runs "nix args..." in dir and returns its stdout.
+func (n *Nix) Run(ctx context.Context, dir string, args ...string) ([]byte, error) {
+	return n.run(ctx, n.Bin, dir, args)
+}
+
+// Instantiate runs nix-instantiate (found beside nix) in dir.
+func (n *Nix) Instantiate(ctx context.Context, dir string, args ...string) ([]byte, error) {
+	bin := strings.TrimSuffix(n.Bin, "nix") + "nix-instantiate"
+	return n.run(ctx, bin, dir, args)
+}
+
+func (n *Nix) run(ctx context.Context, bin, dir string, args []string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = dir
+	cmd.Env = n.Env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.Bytes(), fmt.Errorf("nix %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return stdout.Bytes(), nil
+}
