@@ -73,12 +73,12 @@ func nonNil[T any](s []T) []T {
 // takeSnapshot runs the stage under the state-dir lock and writes the
 // artifact. It is shared by every command that starts from a snapshot.
 func takeSnapshot(rt *Runtime, out string) (*workspace.Snapshot, string, string, error) {
-	cfg, err := rt.Config()
-	if err != nil {
-		return nil, "", "", err
-	}
 	ws := rt.WorkspaceDir()
 	if err := snapshot.CheckWorkspace(ws); err != nil {
+		return nil, "", "", err
+	}
+	cfg, err := rt.Config()
+	if err != nil {
 		return nil, "", "", err
 	}
 	sd, err := statedir.Open(rt.StateDirPath())

@@ -1,0 +1,97 @@
+package artifact_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gotest.tools/v3/assert"
+
+	"github.com/lambda-os/lambda-check/internal/artifact"
+)
+
+type payload struct {
+	Name  string `json:"name"`
+	Count int    `json:"count"`
+}
+
+var spec = artifact.Spec{Kind: "lambda-check/test", Version: 2, Migrations: []artifact.Migration{{
+	From: 1,
+	Migrate: func(raw []byte) ([]byte, error) {
+		// v1 called the field "n".
+		var m map[string]any
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return nil, err
+		}
+		p := m["payload"].(map[string]any)
+		p["count"] = p["n"]
+		delete(p, "n")
+		m["schemaVersion"] = 2
+		return json.Marshal(m)
+	},
+}}}
+
+func TestWriteReadRoundTrip(t *testing.T) {
+	t.Parallel()
+	p := filepath.Join(t.TempDir(), "a.json")
+	env := &artifact.Envelope[payload]{Kind: spec.Kind, SchemaVersion: 2, Producer: artifact.Producer{Name: "x", Version: "1"}, Payload: payload{"<a&b>", 3}}
+	b, digest, err := artifact.Write(p, env)
+	assert.NilError(t, err)
+	assert.Equal(t, digest, artifact.Digest(b))
+	assert.Assert(t, strings.HasPrefix(string(b), "{\n  \"kind\": \"lambda-check/test\",\n  \"schemaVersion\": 2,"))
+	assert.Assert(t, strings.Contains(string(b), `"<a&b>"`), "no HTML escaping: %s", b)
+	assert.Assert(t, strings.HasSuffix(string(b), "}\n"))
+	got, raw, err := artifact.Read[payload](p, spec)
+	assert.NilError(t, err)
+	assert.DeepEqual(t, got.Payload, env.Payload)
+	assert.DeepEqual(t, raw, b)
+	// Same content, same bytes.
+	b2, _, err := artifact.Write(p, env)
+	assert.NilError(t, err)
+	assert.DeepEqual(t, b, b2)
+	ents, err := os.ReadDir(filepath.Dir(p))
+	assert.NilError(t, err)
+	assert.Equal(t, len(ents), 1, "no temporary files left behind")
+}
+
+func TestDecodeChecksKindAndVersionFirst(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, in, err string }{
+		{"kind", `{"kind":"lambda-check/other","schemaVersion":2,"payload":{"name":1}}`, `wrong artifact kind: got "lambda-check/other", want "lambda-check/test"`},
+		{"newer", `{"kind":"lambda-check/test","schemaVersion":3,"payload":{"name":1}}`, "version 3 is newer than this build reads (2)"},
+		{"zero", `{"kind":"lambda-check/test","schemaVersion":0}`, "unsupported schema version"},
+		{"none", `{"payload":{}}`, "no kind or schemaVersion"},
+		{"json", `{`, "not a lambda-check artifact"},
+		{"unknown", `{"kind":"lambda-check/test","schemaVersion":2,"producer":{"name":"","version":""},"inputs":[],"payload":{"name":"a","count":1,"extra":1}}`, `unknown field "extra"`},
+	} {
+		_, err := artifact.Decode[payload]([]byte(tc.in), spec)
+		assert.ErrorContains(t, err, tc.err, tc.name)
+	}
+}
+
+func TestDecodeMigratesOlderVersions(t *testing.T) {
+	t.Parallel()
+	in := `{"kind":"lambda-check/test","schemaVersion":1,"producer":{"name":"x","version":"0"},"inputs":[],"payload":{"name":"a","n":7}}`
+	got, err := artifact.Decode[payload]([]byte(in), spec)
+	assert.NilError(t, err)
+	assert.Equal(t, got.SchemaVersion, 2)
+	assert.DeepEqual(t, got.Payload, payload{"a", 7})
+}
+
+func FuzzDecode(f *testing.F) {
+	f.Add([]byte(`{"kind":"lambda-check/test","schemaVersion":2,"producer":{"name":"x","version":"0"},"inputs":[],"payload":{"name":"a","count":1}}`))
+	f.Add([]byte(`{"kind":"lambda-check/test","schemaVersion":1,"payload":{"n":"x"}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		env, err := artifact.Decode[payload](b, spec)
+		if err != nil {
+			return
+		}
+		out, err := artifact.Encode(env)
+		assert.NilError(t, err)
+		again, err := artifact.Decode[payload](out, spec)
+		assert.NilError(t, err)
+		assert.DeepEqual(t, again.Payload, env.Payload)
+	})
+}

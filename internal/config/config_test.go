@@ -1,0 +1,52 @@
+package config_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"gotest.tools/v3/assert"
+
+	"github.com/lambda-os/lambda-check/internal/config"
+)
+
+func TestParse(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Parse([]byte(`{"schemaVersion":1,"snapshot":{"parallelism":3,"exclude":["build"]}}`), "t")
+	assert.NilError(t, err)
+	assert.Equal(t, cfg.Snapshot.Parallelism, 3)
+	assert.DeepEqual(t, cfg.Snapshot.Exclude, []string{"build"})
+}
+
+func TestParseErrors(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ in, err string }{
+		{`{"schemaVersion":1,"snapshot":{"paralelism":3}}`, `unknown field "paralelism"`},
+		{`{"schemaVersion":1,"colour":"red"}`, `unknown field "colour"`},
+		{`{"snapshot":{}}`, `missing "schemaVersion"`},
+		{`{"schemaVersion":2}`, "schemaVersion 2 is not supported"},
+		{"{\"schemaVersion\":1,\n\"snapshot\":{\"parallelism\":\"x\"}}", "line 2"},
+		{`{"schemaVersion":1,"snapshot":{"parallelism":-1}}`, "must be >= 0"},
+		{`{"schemaVersion":1,"snapshot":{"exclude":["../x"]}}`, "clean path inside the workspace"},
+		{`{"schemaVersion":1} {}`, "after top-level value"},
+	} {
+		_, err := config.Parse([]byte(tc.in), "t")
+		assert.ErrorContains(t, err, tc.err, tc.in)
+	}
+}
+
+func TestLoadOptional(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Load(filepath.Join(t.TempDir(), "absent.json"), true)
+	assert.NilError(t, err)
+	assert.DeepEqual(t, cfg, config.Default())
+	_, err = config.Load(filepath.Join(t.TempDir(), "absent.json"), false)
+	assert.ErrorIs(t, err, os.ErrNotExist)
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(`{"schemaVersion":1,"snapshot":{"parallelism":3,"exclude":["build"]}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _ = config.Parse(b, "fuzz")
+	})
+}
