@@ -1,13 +1,10 @@
 package gitrepo
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha1"
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -15,45 +12,12 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
-	"github.com/go-git/go-git/v5/plumbing/format/index"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/storer"
 )
-
-// Index is a decoded index file and the time it was last written, which
-// decides whether an entry is "racily clean" and must be content-checked.
-type Index struct {
-	*index.Index
-	ModTime time.Time
-}
-
-// ReadIndex decodes the repository's index. A missing index is an empty one
-// (a fresh repository). Unsupported extensions (split index, sparse index)
-// are errors: a status computed without them would be wrong.
-func (r *Repo) ReadIndex() (*Index, error) {
-	p := filepath.Join(r.GitDir, "index")
-	f, err := os.Open(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return &Index{Index: &index.Index{Version: 2}}, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read index: %w", err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("read index: %w", err)
-	}
-	idx := &index.Index{}
-	if err := index.NewDecoder(bufio.NewReaderSize(f, 64<<10)).Decode(idx); err != nil {
-		return nil, fmt.Errorf("decode index %q: %w: %w", p, ErrCorrupt, err)
-	}
-	return &Index{Index: idx, ModTime: fi.ModTime()}, nil
-}
 
 // Entry is one path to put into an index or a tree.
 type Entry struct {

@@ -19,7 +19,6 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/format/gitignore"
-	"github.com/go-git/go-git/v5/plumbing/format/index"
 	"github.com/go-git/go-git/v5/plumbing/object"
 )
 
@@ -108,8 +107,8 @@ func (r *Repo) Status(ctx context.Context, opts StatusOptions) (*Status, error) 
 	if err != nil {
 		return nil, err
 	}
-	for _, e := range idx.Entries {
-		if e.SkipWorktree {
+	for i := range idx.Entries {
+		if idx.Entries[i].SkipWorktree {
 			return nil, fmt.Errorf("%q has a sparse checkout (skip-worktree entries), which in-process status does not model", r.WorkTree)
 		}
 	}
@@ -122,7 +121,8 @@ func (r *Repo) Status(ctx context.Context, opts StatusOptions) (*Status, error) 
 	}
 	tracked := make(map[string]struct{}, len(idx.Entries))
 	dirs := map[string]struct{}{"": {}}
-	for _, e := range idx.Entries {
+	for i := range idx.Entries {
+		e := &idx.Entries[i]
 		tracked[e.Name] = struct{}{}
 		for d := e.Name; ; {
 			i := strings.LastIndexByte(d, '/')
@@ -180,8 +180,7 @@ func (r *Repo) staged(idx *Index, head Head) ([]FileChange, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read HEAD commit %s in %q: %w: %w", head.Hash, r.GitDir, ErrCorrupt, err)
 		}
-		if idx.Cache != nil && len(idx.Cache.Entries) > 0 && idx.Cache.Entries[0].Path == "" &&
-			idx.Cache.Entries[0].Entries >= 0 && idx.Cache.Entries[0].Hash == c.TreeHash {
+		if idx.RootTree == c.TreeHash {
 			return nil, nil
 		}
 		if headFiles, err = headTreeFiles(r.Storage(), c.TreeHash); err != nil {
@@ -190,7 +189,8 @@ func (r *Repo) staged(idx *Index, head Head) ([]FileChange, error) {
 	}
 	var out []FileChange
 	seen := make(map[string]struct{}, len(idx.Entries))
-	for _, e := range idx.Entries {
+	for i := range idx.Entries {
+		e := &idx.Entries[i]
 		if _, dup := seen[e.Name]; dup {
 			continue
 		}
@@ -241,11 +241,12 @@ func kind(m filemode.FileMode) int {
 func (r *Repo) unstaged(idx *Index, trustMode bool) ([]FileChange, error) {
 	var out []FileChange
 	indexSec := idx.ModTime.Unix()
-	for _, e := range idx.Entries {
+	for i := range idx.Entries {
+		e := &idx.Entries[i]
 		if e.Stage != 0 || e.Mode == filemode.Submodule {
 			continue
 		}
-		p := filepath.Join(r.WorkTree, e.Name)
+		p := r.WorkTree + "/" + e.Name
 		var st syscall.Stat_t
 		if err := syscall.Lstat(p, &st); err != nil {
 			if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ENOTDIR) {
@@ -269,7 +270,7 @@ func (r *Repo) unstaged(idx *Index, trustMode bool) ([]FileChange, error) {
 	return out, nil
 }
 
-func compareEntry(p string, e *index.Entry, st *syscall.Stat_t, trustMode bool, indexSec int64) (string, error) {
+func compareEntry(p string, e *IndexEntry, st *syscall.Stat_t, trustMode bool, indexSec int64) (string, error) {
 	fmtBits := st.Mode & syscall.S_IFMT
 	switch {
 	case fmtBits == syscall.S_IFDIR:
@@ -290,9 +291,9 @@ func compareEntry(p string, e *index.Entry, st *syscall.Stat_t, trustMode bool, 
 		return Modified, nil
 	}
 	statSame := uint32(st.Size) == e.Size &&
-		st.Mtim.Sec == e.ModifiedAt.Unix() && int64(st.Mtim.Nsec) == int64(e.ModifiedAt.Nanosecond()) &&
-		st.Ctim.Sec == e.CreatedAt.Unix() && int64(st.Ctim.Nsec) == int64(e.CreatedAt.Nanosecond()) &&
-		uint32(st.Ino) == e.Inode && uint32(st.Dev) == e.Dev &&
+		uint32(st.Mtim.Sec) == e.MtimeSec && uint32(st.Mtim.Nsec) == e.MtimeNsec &&
+		uint32(st.Ctim.Sec) == e.CtimeSec && uint32(st.Ctim.Nsec) == e.CtimeNsec &&
+		uint32(st.Ino) == e.Ino && uint32(st.Dev) == e.Dev &&
 		st.Uid == e.UID && st.Gid == e.GID
 	racy := indexSec <= st.Mtim.Sec
 	if statSame && !racy {
@@ -350,15 +351,31 @@ func (w *walker) walk(ctx context.Context, rel string, parts []string, patterns 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	abs := filepath.Join(w.root, rel)
-	if ps, err := readPatterns(filepath.Join(abs, ".gitignore"), parts); err != nil {
-		return err
-	} else if len(ps) > 0 {
-		patterns = append(patterns[:len(patterns):len(patterns)], ps...)
+	abs := w.root
+	if rel != "" {
+		abs = w.root + "/" + rel
 	}
-	ents, err := os.ReadDir(abs)
+	d, err := os.Open(abs)
 	if err != nil {
 		return fmt.Errorf("read directory %q: %w", abs, err)
+	}
+	// Directory order is fine: the result is sorted once at the end.
+	ents, err := d.ReadDir(-1)
+	d.Close()
+	if err != nil {
+		return fmt.Errorf("read directory %q: %w", abs, err)
+	}
+	for _, de := range ents {
+		if de.Name() == ".gitignore" {
+			ps, err := readPatterns(abs+"/.gitignore", parts)
+			if err != nil {
+				return err
+			}
+			if len(ps) > 0 {
+				patterns = append(patterns[:len(patterns):len(patterns)], ps...)
+			}
+			break
+		}
 	}
 	m := gitignore.NewMatcher(patterns)
 	for _, de := range ents {
@@ -373,7 +390,7 @@ func (w *walker) walk(ctx context.Context, rel string, parts []string, patterns 
 		if _, ok := w.gitlinks[p]; ok {
 			continue
 		}
-		childAbs := filepath.Join(abs, name)
+		childAbs := abs + "/" + name
 		if _, ok := w.exclude[childAbs]; ok {
 			continue
 		}
@@ -388,7 +405,7 @@ func (w *walker) walk(ctx context.Context, rel string, parts []string, patterns 
 				continue
 			}
 			if _, ok := w.trackedDirs[p]; !ok {
-				if _, err := os.Lstat(filepath.Join(childAbs, ".git")); err == nil {
+				if _, err := os.Lstat(childAbs + "/.git"); err == nil {
 					w.out = append(w.out, Untracked{Path: p + "/", Type: UntrackedRepository})
 					continue
 				}
