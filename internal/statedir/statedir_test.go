@@ -48,10 +48,11 @@ func TestLockDiesWithItsHolder(t *testing.T) {
 	assert.NilError(t, cmd.Start())
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		_, err := d.Lock(context.Background(), 0)
+		l, err := d.Lock(context.Background(), 0)
 		if err != nil {
 			break // the child holds it now
 		}
+		assert.NilError(t, l.Unlock())
 		assert.Assert(t, time.Now().Before(deadline), "child never took the lock")
 		time.Sleep(10 * time.Millisecond)
 	}
