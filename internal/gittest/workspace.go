@@ -513,9 +513,13 @@ func moduleFlake(ws *Workspace, r *Repo, byName map[string]*Repo) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "{\n  description = %q;\n\n", r.Name)
 	if len(r.Deps) > 0 {
+		// The canonical upstream URLs, as the real module repositories have
+		// them: the workspace makes every one of them follow its own input,
+		// so Nix never fetches these, and the module's hashes do not depend
+		// on where the workspace was generated.
 		b.WriteString("  inputs = {\n")
 		for _, d := range r.Deps {
-			fmt.Fprintf(&b, "    %s.url = %q;\n", d, byName[d].URL)
+			fmt.Fprintf(&b, "    %s.url = \"github:logos-co/%s\";\n", d, byName[d].Name)
 		}
 		b.WriteString("  };\n\n")
 	}
