@@ -187,3 +187,22 @@ func TestCorruptIndexFailsClosed(t *testing.T) {
 	_, err = r.Status(context.Background(), gitrepo.StatusOptions{})
 	assert.ErrorIs(t, err, gitrepo.ErrCorrupt)
 }
+
+// TestUnreadableFailsClosed: a directory the status cannot read is an error,
+// never a silently shorter list.
+func TestUnreadableFailsClosed(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("skipped: running as root, which reads any file; the check needs an unprivileged user")
+	}
+	ws, err := gittest.Generate(context.Background(), t.TempDir(), gittest.Options{Modules: 1})
+	assert.NilError(t, err)
+	dir := filepath.Join(ws.Root, "private")
+	assert.NilError(t, os.MkdirAll(dir, 0o755))
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, "f"), []byte("x"), 0o644))
+	assert.NilError(t, os.Chmod(dir, 0))
+	t.Cleanup(func() { os.Chmod(dir, 0o755) })
+	r, err := gitrepo.Open(ws.Root)
+	assert.NilError(t, err)
+	_, err = r.Status(context.Background(), gitrepo.StatusOptions{})
+	assert.ErrorContains(t, err, "permission denied")
+}
