@@ -24,12 +24,7 @@ func ArchiveOptionsFor(inputType string) (gitrepo.ArchiveOptions, error) {
 // LockGit returns the locked attributes Nix writes for a git input at rev:
 // lastModified (committer time), narHash, ref, rev, revCount, type, url.
 func LockGit(r *gitrepo.Repo, rev plumbing.Hash, url, ref string) (Attrs, error) {
-	opts, _ := ArchiveOptionsFor("git")
-	ci, err := r.Commit(rev)
-	if err != nil {
-		return nil, err
-	}
-	nh, err := r.NarHash(rev, opts)
+	ci, nh, err := treeOf(r, rev, "git")
 	if err != nil {
 		return nil, err
 	}
@@ -50,12 +45,7 @@ func LockGit(r *gitrepo.Repo, rev plumbing.Hash, url, ref string) (Attrs, error)
 // LockGitHub returns the locked attributes Nix writes for a github input at
 // rev: lastModified, narHash, owner, repo, rev, type.
 func LockGitHub(r *gitrepo.Repo, rev plumbing.Hash, owner, repo string) (Attrs, error) {
-	opts, _ := ArchiveOptionsFor("github")
-	ci, err := r.Commit(rev)
-	if err != nil {
-		return nil, err
-	}
-	nh, err := r.NarHash(rev, opts)
+	ci, nh, err := treeOf(r, rev, "github")
 	if err != nil {
 		return nil, err
 	}
@@ -67,4 +57,19 @@ func LockGitHub(r *gitrepo.Repo, rev plumbing.Hash, owner, repo string) (Attrs, 
 		"rev":          rev.String(),
 		"type":         "github",
 	}, nil
+}
+
+// treeOf reads rev's commit data and the narHash of its tree as exported for
+// inputType.
+func treeOf(r *gitrepo.Repo, rev plumbing.Hash, inputType string) (gitrepo.CommitInfo, string, error) {
+	opts, err := ArchiveOptionsFor(inputType)
+	if err != nil {
+		return gitrepo.CommitInfo{}, "", err
+	}
+	ci, err := r.Commit(rev)
+	if err != nil {
+		return gitrepo.CommitInfo{}, "", err
+	}
+	nh, err := r.NarHash(rev, opts)
+	return ci, nh, err
 }
