@@ -5,7 +5,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -235,5 +234,3 @@ func envResolver(getenv func(string) string) kong.Resolver {
 func errUsage(format string, a ...any) error {
 	return &exitcode.UsageError{Err: fmt.Errorf(format, a...)}
 }
-
-var _ = errors.New

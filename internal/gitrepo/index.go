@@ -56,13 +56,12 @@ func writeTree(s storer.EncodedObjectStorer, name string, entries []Entry) (*Cac
 	ct := &CacheTree{Name: name, Entries: len(entries)}
 	var tes []object.TreeEntry
 	for i := 0; i < len(entries); {
-		first, rest, isDir := strings.Cut(entries[i].Path, "/")
+		first, _, isDir := strings.Cut(entries[i].Path, "/")
 		if !isDir {
 			tes = append(tes, object.TreeEntry{Name: first, Mode: entries[i].Mode, Hash: entries[i].Hash})
 			i++
 			continue
 		}
-		_ = rest
 		j := i
 		var sub []Entry
 		for ; j < len(entries); j++ {
