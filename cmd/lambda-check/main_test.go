@@ -10,6 +10,7 @@ import (
 
 	"github.com/lambda-os/lambda-check/internal/cli"
 	"github.com/lambda-os/lambda-check/internal/gittest"
+	"github.com/lambda-os/lambda-check/internal/gittest/requires"
 )
 
 func TestMain(m *testing.M) {
@@ -26,7 +27,7 @@ func TestMain(m *testing.M) {
 // TestScripts runs the end-to-end scripts in testdata/script against real
 // generated workspaces.
 func TestScripts(t *testing.T) {
-	gittest.NeedTool(t, "git")
+	requires.Tool(t, "git")
 	testscript.Run(t, testscript.Params{
 		Dir: "testdata/script",
 		Setup: func(env *testscript.Env) error {

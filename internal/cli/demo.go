@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/lambda-os/lambda-check/internal/exitcode"
 	"github.com/lambda-os/lambda-check/internal/gittest"
 )
 
@@ -48,20 +49,24 @@ func (c *DemoCmd) Run(rt *Runtime) error {
 	}
 	start := time.Now()
 	rt.Logf("building a sample workspace with %d modules in %s", c.Modules, dir)
+	if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
+		return exitcode.Input(fmt.Errorf("demo directory %q is not empty", dir), "give --dir a new or empty directory; nothing in an existing one is overwritten")
+	}
 	ws, err := gittest.Generate(rt.Ctx, dir, opts)
 	if err != nil {
 		return fmt.Errorf("build demo workspace: %w", err)
 	}
-	rt.Logf("built in %s: %d repositories, %d remotes ahead of their pins, %d lock entries drifted",
+	rt.Logf("built in %s: %d repositories, remotes ahead of their pins: %d, lock entries drifted from their gitlinks: %d",
 		time.Since(start).Round(time.Millisecond), len(ws.Repos), len(opts.Ahead), len(opts.Drift))
 
+	// The demo's own workspace; a --state-dir the user gave still applies.
 	rt.Globals.Workspace = ws.Root
-	rt.Globals.StateDir = ""
 	start = time.Now()
-	snap, path, digest, err := takeSnapshot(rt, "")
+	w, err := takeSnapshot(rt, "")
 	if err != nil {
 		return fmt.Errorf("snapshot of the demo workspace: %w", err)
 	}
+	snap, path, digest := w.snapshot, w.path, w.digest
 	took := time.Since(start)
 	if rt.Globals.JSON {
 		return rt.PrintJSON(struct {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"path/filepath"
 
 	"github.com/lambda-os/lambda-check/internal/artifact"
 	"github.com/lambda-os/lambda-check/internal/exitcode"
@@ -19,7 +20,7 @@ type DiffCmd struct {
 func (c *DiffCmd) Run(rt *Runtime) error {
 	newPath := c.New
 	if newPath == "" {
-		newPath = rt.StateDirPath() + "/snapshot.json"
+		newPath = filepath.Join(rt.StateDirPath(), "snapshot.json")
 	}
 	read := func(p string) (*workspace.Snapshot, error) {
 		env, _, err := artifact.Read[workspace.Snapshot](rt.Abs(p), workspace.SnapshotSpec)

@@ -39,10 +39,11 @@ func (c *SnapshotCmd) Run(rt *Runtime) error {
 		}
 		old = &env.Payload
 	}
-	snap, path, digest, err := takeSnapshot(rt, c.Out)
+	w, err := takeSnapshot(rt, c.Out)
 	if err != nil {
 		return err
 	}
+	snap := w.snapshot
 	if rt.Globals.JSON {
 		if old != nil {
 			return rt.PrintJSON(struct {
@@ -50,16 +51,15 @@ func (c *SnapshotCmd) Run(rt *Runtime) error {
 				Differences []workspace.Difference `json:"differences"`
 			}{snap, nonNil(workspace.Compare(old, snap))})
 		}
-		return rt.PrintJSON(&artifact.Envelope[*workspace.Snapshot]{
-			Kind: workspace.SnapshotSpec.Kind, SchemaVersion: workspace.SnapshotSpec.Version,
-			Producer: rt.Producer(), Inputs: []artifact.Input{}, Payload: snap,
-		})
+		// Exactly the bytes written, so stdout and the file never disagree.
+		_, err := rt.Env.Stdout.Write(w.bytes)
+		return err
 	}
 	renderSnapshot(rt, snap)
 	if old != nil {
 		renderDifferences(rt, workspace.Compare(old, snap))
 	}
-	rt.Logf("wrote %s (%s)", path, digest)
+	rt.Logf("wrote %s (%s)", w.path, w.digest)
 	return nil
 }
 
@@ -70,24 +70,31 @@ func nonNil[T any](s []T) []T {
 	return s
 }
 
+// written is a snapshot artifact as written.
+type written struct {
+	snapshot     *workspace.Snapshot
+	path, digest string
+	bytes        []byte
+}
+
 // takeSnapshot runs the stage under the state-dir lock and writes the
 // artifact. It is shared by every command that starts from a snapshot.
-func takeSnapshot(rt *Runtime, out string) (*workspace.Snapshot, string, string, error) {
+func takeSnapshot(rt *Runtime, out string) (*written, error) {
 	ws := rt.WorkspaceDir()
 	if err := snapshot.CheckWorkspace(ws); err != nil {
-		return nil, "", "", err
+		return nil, err
 	}
 	cfg, err := rt.Config()
 	if err != nil {
-		return nil, "", "", err
+		return nil, err
 	}
 	sd, err := statedir.Open(rt.StateDirPath())
 	if err != nil {
-		return nil, "", "", err
+		return nil, err
 	}
 	lock, err := sd.Lock(rt.Ctx, rt.Globals.LockTimeout)
 	if err != nil {
-		return nil, "", "", err
+		return nil, err
 	}
 	defer lock.Unlock()
 	excl := []string{sd.Path}
@@ -103,21 +110,21 @@ func takeSnapshot(rt *Runtime, out string) (*workspace.Snapshot, string, string,
 		UserExcludesFile: userExcludesFile(rt.Env.Getenv),
 	})
 	if err != nil {
-		return nil, "", "", err
+		return nil, err
 	}
 	if out == "" {
 		out = sd.File("snapshot.json")
 	} else {
 		out = rt.Abs(out)
 	}
-	_, digest, err := artifact.Write(out, &artifact.Envelope[*workspace.Snapshot]{
+	b, digest, err := artifact.Write(out, &artifact.Envelope[*workspace.Snapshot]{
 		Kind: workspace.SnapshotSpec.Kind, SchemaVersion: workspace.SnapshotSpec.Version,
 		Producer: rt.Producer(), Payload: &res.Snapshot,
 	})
 	if err != nil {
-		return nil, "", "", err
+		return nil, err
 	}
-	return &res.Snapshot, out, digest, nil
+	return &written{snapshot: &res.Snapshot, path: out, digest: digest, bytes: b}, nil
 }
 
 // userExcludesFile is git's default global ignore file.

@@ -293,13 +293,3 @@ type ResolvedInput struct {
 	Input string
 	Node  string
 }
-
-// UnmarshalJSON lets a Lock be decoded with encoding/json.
-func (l *Lock) UnmarshalJSON(b []byte) error {
-	p, err := ParseLock(b)
-	if err != nil {
-		return err
-	}
-	*l = *p
-	return nil
-}

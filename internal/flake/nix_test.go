@@ -15,13 +15,14 @@ import (
 	"github.com/lambda-os/lambda-check/internal/flake"
 	"github.com/lambda-os/lambda-check/internal/gitrepo"
 	"github.com/lambda-os/lambda-check/internal/gittest"
+	"github.com/lambda-os/lambda-check/internal/gittest/requires"
 	"github.com/lambda-os/lambda-check/internal/nixcli"
 )
 
 func needNix(t *testing.T) *nixcli.Nix {
 	t.Helper()
-	gittest.NeedTool(t, "nix")
-	n, err := nixcli.Find(gittest.NixEnv())
+	requires.Tool(t, "nix")
+	n, err := nixcli.Find(requires.NixEnv())
 	assert.NilError(t, err)
 	return n
 }
@@ -90,7 +91,7 @@ func run(t *testing.T, dir string, name string, args ...string) string {
 func TestNarHashMatchesNix(t *testing.T) {
 	t.Parallel()
 	n := needNix(t)
-	gittest.NeedTool(t, "git")
+	requires.Tool(t, "git")
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")
 	assert.NilError(t, os.MkdirAll(src, 0o755))

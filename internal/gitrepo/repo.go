@@ -220,24 +220,6 @@ func (r *Repo) unborn(name string) error {
 	return nil
 }
 
-// ResolveRef returns the hash a full ref name points at, or false.
-func (r *Repo) ResolveRef(name string) (plumbing.Hash, bool, error) {
-	val, err := r.readRef(name)
-	if err != nil {
-		return plumbing.ZeroHash, false, err
-	}
-	if val == "" {
-		return plumbing.ZeroHash, false, nil
-	}
-	if t, ok := strings.CutPrefix(val, "ref: "); ok {
-		return r.ResolveRef(t)
-	}
-	if !plumbing.IsHash(val) {
-		return plumbing.ZeroHash, false, fmt.Errorf("ref %s in %q: malformed value %q", name, r.GitDir, val)
-	}
-	return plumbing.NewHash(val), true, nil
-}
-
 // ErrCorrupt marks repository data that cannot be decoded (a corrupt index,
 // a malformed ref, a missing object).
 var ErrCorrupt = errors.New("corrupt repository data")

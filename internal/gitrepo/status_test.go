@@ -15,6 +15,7 @@ import (
 
 	"github.com/lambda-os/lambda-check/internal/gitrepo"
 	"github.com/lambda-os/lambda-check/internal/gittest"
+	"github.com/lambda-os/lambda-check/internal/gittest/requires"
 )
 
 func git(t *testing.T, dir string, args ...string) string {
@@ -88,7 +89,7 @@ func ourStatus(t *testing.T, dir string) []string {
 // TestStatusMatchesGit changes a generated module checkout in every way a
 // work tree can change, then compares the in-process status with git's.
 func TestStatusMatchesGit(t *testing.T) {
-	gittest.NeedTool(t, "git")
+	requires.Tool(t, "git")
 	ws, err := gittest.Generate(context.Background(), t.TempDir(), gittest.Options{Modules: 2})
 	assert.NilError(t, err)
 	sub := filepath.Join(ws.Root, "repos", "logos-capability-module")
@@ -139,7 +140,7 @@ func TestStatusMatchesGit(t *testing.T) {
 // TestStatusSuperproject checks the superproject's own status: gitlinks are
 // not files, a staged gitlink is a staged change, and excluded paths vanish.
 func TestStatusSuperproject(t *testing.T) {
-	gittest.NeedTool(t, "git")
+	requires.Tool(t, "git")
 	ws, err := gittest.Generate(context.Background(), t.TempDir(), gittest.Options{Modules: 2})
 	assert.NilError(t, err)
 	assert.DeepEqual(t, gitStatus(t, ws.Root), []string(nil))

@@ -176,20 +176,3 @@ func (r *Repo) SetSymbolicRef(name, target string) error {
 	}
 	return writeFileAtomic(p, []byte("ref: "+target+"\n"))
 }
-
-// TreeFiles lists a commit's files (path -> mode and blob), recursively.
-func (r *Repo) TreeFiles(rev plumbing.Hash) ([]Entry, error) {
-	c, err := object.GetCommit(r.Storage(), rev)
-	if err != nil {
-		return nil, fmt.Errorf("read commit %s in %q: %w", rev, r.GitDir, err)
-	}
-	m, err := headTreeFiles(r.Storage(), c.TreeHash)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Entry, 0, len(m))
-	for p, e := range m {
-		out = append(out, Entry{Path: p, Mode: e.Mode, Hash: e.Hash})
-	}
-	return out, nil
-}

@@ -35,12 +35,6 @@ func (n *Nix) Run(ctx context.Context, dir string, args ...string) ([]byte, erro
 	return n.run(ctx, n.Bin, dir, args)
 }
 
-// Instantiate runs nix-instantiate (found beside nix) in dir.
-func (n *Nix) Instantiate(ctx context.Context, dir string, args ...string) ([]byte, error) {
-	bin := strings.TrimSuffix(n.Bin, "nix") + "nix-instantiate"
-	return n.run(ctx, bin, dir, args)
-}
-
 func (n *Nix) run(ctx context.Context, bin, dir string, args []string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = dir

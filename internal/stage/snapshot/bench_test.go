@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/lambda-os/lambda-check/internal/gittest"
+	"github.com/lambda-os/lambda-check/internal/gittest/requires"
 	"github.com/lambda-os/lambda-check/internal/stage/snapshot"
 )
 
@@ -126,7 +127,7 @@ func TestBenchReport(t *testing.T) {
 	if os.Getenv("LAMBDA_CHECK_BENCH") != "1" {
 		t.Skip("skipped: set LAMBDA_CHECK_BENCH=1 to measure (see docs/performance.md)")
 	}
-	gittest.NeedTool(t, "git")
+	requires.Tool(t, "git")
 	fmt.Printf("| workspace | lambda-check | allocs/op | bytes/op | git CLI | speed-up |\n|---|---|---|---|---|---|\n")
 	for _, c := range benchCases {
 		ws := workspaceFor(t, c)

@@ -46,18 +46,9 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	fi, err := os.Stat(root)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil, exitcode.Input(fmt.Errorf("workspace %q does not exist", req.Workspace), "pass the superproject's directory with --workspace")
-	case err != nil:
-		return nil, fmt.Errorf("workspace %q: %w", req.Workspace, err)
-	case !fi.IsDir():
-		return nil, exitcode.Input(fmt.Errorf("workspace %q is not a directory", req.Workspace), "")
-	}
-	repo, err := gitrepo.Open(root)
+	repo, err := openWorkspace(root)
 	if err != nil {
-		return nil, classify(fmt.Errorf("workspace %q: %w", req.Workspace, err))
+		return nil, err
 	}
 	opts := gitrepo.StatusOptions{Exclude: req.Exclude, UserExcludesFile: req.UserExcludesFile}
 	st, err := repo.Status(ctx, opts)
@@ -257,17 +248,23 @@ func hashString(h interface {
 // CheckWorkspace reports, as bad input, a workspace directory that does not
 // exist or is not a git work tree. It reads nothing else.
 func CheckWorkspace(dir string) error {
+	_, err := openWorkspace(dir)
+	return err
+}
+
+func openWorkspace(dir string) (*gitrepo.Repo, error) {
 	fi, err := os.Stat(dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return exitcode.Input(fmt.Errorf("workspace %q does not exist", dir), "pass the superproject's directory with --workspace")
+		return nil, exitcode.Input(fmt.Errorf("workspace %q does not exist", dir), "pass the superproject's directory with --workspace")
 	case err != nil:
-		return fmt.Errorf("workspace %q: %w", dir, err)
+		return nil, fmt.Errorf("workspace %q: %w", dir, err)
 	case !fi.IsDir():
-		return exitcode.Input(fmt.Errorf("workspace %q is not a directory", dir), "pass the superproject's directory with --workspace")
+		return nil, exitcode.Input(fmt.Errorf("workspace %q is not a directory", dir), "pass the superproject's directory with --workspace")
 	}
-	if _, err := gitrepo.Open(dir); err != nil {
-		return classify(fmt.Errorf("workspace %q: %w", dir, err))
+	repo, err := gitrepo.Open(dir)
+	if err != nil {
+		return nil, classify(fmt.Errorf("workspace %q: %w", dir, err))
 	}
-	return nil
+	return repo, nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/lambda-os/lambda-check/internal/exitcode"
 	"github.com/lambda-os/lambda-check/internal/gittest"
+	"github.com/lambda-os/lambda-check/internal/gittest/requires"
 	"github.com/lambda-os/lambda-check/internal/stage/snapshot"
 	"github.com/lambda-os/lambda-check/internal/workspace"
 )
@@ -53,7 +54,7 @@ func TestCleanWorkspace(t *testing.T) {
 // recorded with its parent, and makes the parent dirty until committed.
 func TestNestedSubmoduleAddedByGit(t *testing.T) {
 	t.Parallel()
-	gittest.NeedTool(t, "git")
+	requires.Tool(t, "git")
 	ws, err := gittest.Generate(context.Background(), t.TempDir(), gittest.Options{Modules: 1})
 	assert.NilError(t, err)
 	parent := filepath.Join(ws.Root, "repos", "logos-liblogos")

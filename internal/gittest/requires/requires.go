@@ -1,4 +1,8 @@
-package gittest
+// Package requires lets tests demand an external tool: skipped with the reason
+// when it is missing, failed under CI=true, where .ci/run installs it. It is
+// apart from gittest so that the binary, which uses gittest for its demo,
+// never links package testing.
+package requires
 
 import (
 	"os"
@@ -6,10 +10,10 @@ import (
 	"testing"
 )
 
-// NeedTool returns the path of an external tool a test needs. When it is
+// Tool returns the path of an external tool a test needs. When it is
 // missing the test is skipped with the reason, except under CI=true, where
 // .ci/run installs every such tool and a missing one is a failure.
-func NeedTool(t testing.TB, name string) string {
+func Tool(t testing.TB, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err == nil {
