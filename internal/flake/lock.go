@@ -175,6 +175,8 @@ func parseAttrs(b []byte) (Attrs, error) {
 		var s string
 		var f bool
 		switch {
+		case string(bytes.TrimSpace(v)) == "null":
+			return nil, fmt.Errorf("attribute %q is null", k)
 		case json.Unmarshal(v, &s) == nil:
 			a[k] = s
 		case json.Unmarshal(v, &f) == nil:

@@ -125,6 +125,7 @@ func TestParseLockErrors(t *testing.T) {
 		"missing node": `{"nodes":{"root":{"inputs":{"a":"nope"}}},"root":"root","version":7}`,
 		"bad input":    `{"nodes":{"root":{"inputs":{"a":1}}},"root":"root","version":7}`,
 		"bad attr":     `{"nodes":{"root":{},"a":{"locked":{"x":[1]}}},"root":"root","version":7}`,
+		"null attr":    `{"nodes":{"root":{},"a":{"locked":{"x":null}}},"root":"root","version":7}`,
 		"unknown key":  `{"nodes":{"root":{}},"root":"root","version":7,"extra":1}`,
 		"trailing":     `{"nodes":{"root":{}},"root":"root","version":7} {}`,
 		"not json":     `nodes`,

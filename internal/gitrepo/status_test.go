@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -206,4 +207,35 @@ func TestUnreadableFailsClosed(t *testing.T) {
 	assert.NilError(t, err)
 	_, err = r.Status(context.Background(), gitrepo.StatusOptions{})
 	assert.ErrorContains(t, err, "permission denied")
+}
+
+// TestIndexVersions: indexes as git writes them in version 3 (extended
+// flags, from "git add -N") and 4 (prefix-compressed paths) decode to the same
+// status as git's. Version 2 is what every other test reads.
+func TestIndexVersions(t *testing.T) {
+	requires.Tool(t, "git")
+	ws, err := gittest.Generate(context.Background(), t.TempDir(), gittest.Options{Modules: 1})
+	assert.NilError(t, err)
+	sub := filepath.Join(ws.Root, "repos", "logos-liblogos")
+	assert.NilError(t, os.WriteFile(filepath.Join(sub, "intent.txt"), []byte("later"), 0o644))
+	git(t, sub, "add", "-N", "intent.txt")
+	assert.NilError(t, os.WriteFile(filepath.Join(sub, "README.md"), []byte("changed\n"), 0o644))
+	for _, v := range []string{"3", "4"} {
+		git(t, sub, "update-index", "--index-version", v)
+		r, err := gitrepo.Open(sub)
+		assert.NilError(t, err)
+		idx, err := r.ReadIndex()
+		assert.NilError(t, err)
+		assert.Equal(t, idx.Version, mustAtoi(t, v))
+		got, want := ourStatus(t, sub), gitStatus(t, sub)
+		assert.DeepEqual(t, got, want)
+		assert.Assert(t, len(want) == 2, "%v", want)
+	}
+}
+
+func mustAtoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	assert.NilError(t, err)
+	return n
 }
