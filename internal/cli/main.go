@@ -172,6 +172,12 @@ func Main(ctx context.Context, args []string, env Env) int {
 		fmt.Fprintf(env.Stderr, "lambda-check: error: %v\n", err)
 		return exitcode.Error
 	}
+	if len(args) == 0 {
+		// No command: show what there is, as a usage error.
+		parser.Stdout = env.Stderr
+		_, _ = parser.Parse([]string{"--help"})
+		return exitcode.Usage
+	}
 	kctx, err := parser.Parse(args)
 	if exited >= 0 {
 		// --help or --version: kong printed and asked to exit.

@@ -263,8 +263,16 @@ func openWorkspace(dir string) (*gitrepo.Repo, error) {
 		return nil, exitcode.Input(fmt.Errorf("workspace %q is not a directory", dir), "pass the superproject's directory with --workspace")
 	}
 	repo, err := gitrepo.Open(dir)
+	if errors.Is(err, gitrepo.ErrNotRepository) && !exists(filepath.Join(dir, ".git")) {
+		return nil, classify(fmt.Errorf("workspace %q is %w (no .git in it)", dir, gitrepo.ErrNotRepository))
+	}
 	if err != nil {
 		return nil, classify(fmt.Errorf("workspace %q: %w", dir, err))
 	}
 	return repo, nil
+}
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
 }
