@@ -1,0 +1,229 @@
+package sign
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"regexp"
+	"sort"
+)
+
+// Algorithm is the only signature algorithm lambda-check accepts.
+const Algorithm = "ed25519"
+
+// RegistryVersion is the key registry schema version this build reads.
+const RegistryVersion = 1
+
+// keyIDPattern keeps key ids printable and free of path characters.
+var keyIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$`)
+
+// Fingerprint is a public key's short, stable name: "ed25519:" and the
+// first 16 hex digits of the key's sha256.
+func Fingerprint(pub ed25519.PublicKey) string {
+	sum := sha256.Sum256(pub)
+	return "ed25519:" + hex.EncodeToString(sum[:8])
+}
+
+// PrivateKey is a signing key as stored in a key file (mode 0600).
+type PrivateKey struct {
+	ID  string
+	Key ed25519.PrivateKey
+}
+
+// Public returns the key's public half.
+func (k *PrivateKey) Public() ed25519.PublicKey { return k.Key.Public().(ed25519.PublicKey) }
+
+type privateKeyFile struct {
+	SchemaVersion int    `json:"schemaVersion"`
+	ID            string `json:"id"`
+	Algorithm     string `json:"algorithm"`
+	Seed          string `json:"seed"`
+	PublicKey     string `json:"publicKey"`
+}
+
+// GenerateKey makes a new ed25519 key named id.
+func GenerateKey(id string, random io.Reader) (*PrivateKey, error) {
+	if !keyIDPattern.MatchString(id) {
+		return nil, fmt.Errorf("key id %q: want letters, digits and . _ @ - (at most 128)", id)
+	}
+	if random == nil {
+		random = rand.Reader
+	}
+	_, priv, err := ed25519.GenerateKey(random)
+	if err != nil {
+		return nil, err
+	}
+	return &PrivateKey{ID: id, Key: priv}, nil
+}
+
+// MarshalPrivateKey encodes a key file.
+func MarshalPrivateKey(k *PrivateKey) ([]byte, error) {
+	return json.MarshalIndent(privateKeyFile{
+		SchemaVersion: RegistryVersion, ID: k.ID, Algorithm: Algorithm,
+		Seed:      base64.StdEncoding.EncodeToString(k.Key.Seed()),
+		PublicKey: base64.StdEncoding.EncodeToString(k.Public()),
+	}, "", "  ")
+}
+
+// ParsePrivateKey decodes a key file strictly.
+func ParsePrivateKey(b []byte) (*PrivateKey, error) {
+	var f privateKeyFile
+	if err := strictDecode(b, &f); err != nil {
+		return nil, fmt.Errorf("key file: %w", err)
+	}
+	if f.SchemaVersion != RegistryVersion || f.Algorithm != Algorithm {
+		return nil, fmt.Errorf("key file: want schemaVersion %d and algorithm %q", RegistryVersion, Algorithm)
+	}
+	if !keyIDPattern.MatchString(f.ID) {
+		return nil, fmt.Errorf("key file: bad key id %q", f.ID)
+	}
+	seed, err := base64.StdEncoding.DecodeString(f.Seed)
+	if err != nil || len(seed) != ed25519.SeedSize {
+		return nil, errors.New("key file: seed must be 32 bytes of base64")
+	}
+	k := &PrivateKey{ID: f.ID, Key: ed25519.NewKeyFromSeed(seed)}
+	if f.PublicKey != "" && f.PublicKey != base64.StdEncoding.EncodeToString(k.Public()) {
+		return nil, errors.New("key file: publicKey does not belong to the seed")
+	}
+	return k, nil
+}
+
+// ReadPrivateKey reads a key file and refuses one others can read.
+func ReadPrivateKey(p string) (*PrivateKey, error) {
+	st, err := os.Stat(p)
+	if err != nil {
+		return nil, fmt.Errorf("read key: %w", err)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("read key %q: mode %v lets others read it; chmod 600", p, st.Mode().Perm())
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("read key: %w", err)
+	}
+	k, err := ParsePrivateKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("read key %q: %w", p, err)
+	}
+	return k, nil
+}
+
+// Key is a trusted public key of a registry and what it may sign.
+type Key struct {
+	ID        string `json:"id"`
+	Algorithm string `json:"algorithm"`
+	// PublicKey is the raw 32-byte key, base64.
+	PublicKey string `json:"publicKey"`
+	// Modules are the module names (path.Match patterns) the key may sign
+	// metadata for; empty means none.
+	Modules []string `json:"modules"`
+
+	pub ed25519.PublicKey
+}
+
+// Registry is a key registry file: the keys a node trusts.
+type Registry struct {
+	SchemaVersion int   `json:"schemaVersion"`
+	Keys          []Key `json:"keys"`
+}
+
+// ParseRegistry decodes a registry strictly and checks every key.
+func ParseRegistry(b []byte) (*Registry, error) {
+	var r Registry
+	if err := strictDecode(b, &r); err != nil {
+		return nil, fmt.Errorf("key registry: %w", err)
+	}
+	if r.SchemaVersion != RegistryVersion {
+		return nil, fmt.Errorf("key registry: schemaVersion %d is not supported (this build reads %d)", r.SchemaVersion, RegistryVersion)
+	}
+	seen := map[string]bool{}
+	for i := range r.Keys {
+		k := &r.Keys[i]
+		if !keyIDPattern.MatchString(k.ID) {
+			return nil, fmt.Errorf("key registry: key %d: bad id %q", i, k.ID)
+		}
+		if seen[k.ID] {
+			return nil, fmt.Errorf("key registry: key id %q appears twice", k.ID)
+		}
+		seen[k.ID] = true
+		if k.Algorithm != Algorithm {
+			return nil, fmt.Errorf("key registry: key %q: algorithm %q is not %q", k.ID, k.Algorithm, Algorithm)
+		}
+		pub, err := base64.StdEncoding.DecodeString(k.PublicKey)
+		if err != nil || len(pub) != ed25519.PublicKeySize {
+			return nil, fmt.Errorf("key registry: key %q: publicKey must be 32 bytes of base64", k.ID)
+		}
+		k.pub = pub
+		for _, m := range k.Modules {
+			if _, err := path.Match(m, ""); err != nil {
+				return nil, fmt.Errorf("key registry: key %q: bad module pattern %q", k.ID, m)
+			}
+		}
+	}
+	sort.Slice(r.Keys, func(i, j int) bool { return r.Keys[i].ID < r.Keys[j].ID })
+	return &r, nil
+}
+
+// ReadRegistry reads a registry file.
+func ReadRegistry(p string) (*Registry, error) {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("read key registry: %w", err)
+	}
+	r, err := ParseRegistry(b)
+	if err != nil {
+		return nil, fmt.Errorf("%q: %w", p, err)
+	}
+	return r, nil
+}
+
+// Lookup returns the key with id, or nil.
+func (r *Registry) Lookup(id string) *Key {
+	for i := range r.Keys {
+		if r.Keys[i].ID == id {
+			return &r.Keys[i]
+		}
+	}
+	return nil
+}
+
+// MayVerify reports whether the key may sign for subject (a module name).
+func (k *Key) MayVerify(subject string) bool {
+	for _, m := range k.Modules {
+		if ok, _ := path.Match(m, subject); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// Verify checks sig over msg with the key.
+func (k *Key) Verify(msg, sig []byte) bool {
+	return len(sig) == ed25519.SignatureSize && ed25519.Verify(k.pub, msg, sig)
+}
+
+// RegistryKey returns the registry entry for a private key's public half.
+func RegistryKey(k *PrivateKey, modules ...string) Key {
+	return Key{ID: k.ID, Algorithm: Algorithm, PublicKey: base64.StdEncoding.EncodeToString(k.Public()), Modules: modules, pub: k.Public()}
+}
+
+func strictDecode(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("trailing data after the JSON object")
+	}
+	return nil
+}
