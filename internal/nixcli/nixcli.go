@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -48,4 +49,17 @@ func (n *Nix) run(ctx context.Context, bin, dir string, args []string) ([]byte, 
 		return stdout.Bytes(), fmt.Errorf("nix %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
 	return stdout.Bytes(), nil
+}
+
+// FlakeInputs evaluates the inputs attribute of a flake.nix and returns it
+// as JSON. It fetches nothing and writes nothing to the store: the inputs
+// of a flake are plain data, so evaluating them is safe and exact where a
+// text match over flake.nix is not.
+func (n *Nix) FlakeInputs(ctx context.Context, flakeNix string) ([]byte, error) {
+	bin := filepath.Join(filepath.Dir(n.Bin), "nix-instantiate")
+	return n.run(ctx, bin, filepath.Dir(flakeNix), []string{
+		"--eval", "--strict", "--json", "--readonly-mode",
+		"--argstr", "file", flakeNix,
+		"-E", "{ file }: (import (/. + file)).inputs or { }",
+	})
 }
