@@ -51,7 +51,7 @@ func catalog() []repoSpec {
 		{name: liblogo, deps: []string{sdk}},
 		mod("logos-capability-module", "capability_module", "core", "security", nil, []string{"capabilities"}),
 		mod("logos-waku-module", "waku_module", "core", "network", nil, []string{"messaging", "rln"}),
-		mod("logos-chat-module", "chatsdk_module", "core", "chat", []string{"waku_module"}, []string{"messaging"}, "logos-waku-module"),
+		mod("logos-chat-module", "chatsdk_module", "core", "chat", []string{"waku_module"}, []string{"messaging", "rln"}, "logos-waku-module"),
 		mod("logos-storage-module", "storage_module", "core", "storage", nil, []string{"storage"}),
 		mod("logos-wallet-module", "wallet_module", "core", "wallet", []string{"capability_module"}, []string{"keys"}, "logos-capability-module"),
 		mod("logos-package-manager", "package_manager", "core", "system", nil, []string{"packages"}),

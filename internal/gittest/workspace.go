@@ -7,6 +7,7 @@
 package gittest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -23,6 +24,8 @@ import (
 
 	"github.com/lambda-os/lambda-check/internal/flake"
 	"github.com/lambda-os/lambda-check/internal/gitrepo"
+	"github.com/lambda-os/lambda-check/internal/sign"
+	"github.com/lambda-os/lambda-check/internal/workspace"
 )
 
 // Epoch is the fixed time the generated history starts at.
@@ -44,6 +47,19 @@ type Options struct {
 	// Drift lists repositories whose flake.lock entry stays one commit behind
 	// the gitlink: the drift policy must find.
 	Drift []string
+	// Override lists repositories whose flake input is committed as a local
+	// path ("path:./repos/<name>"), the mistake local-override must find.
+	Override []string
+	// Fork maps a repository to another GitHub owner its flake input points
+	// at instead of the submodule's repository.
+	Fork map[string]string
+	// SigningKey, when set, signs every module's metadata.json; the
+	// workspace then also holds keys.json (a registry trusting it) and a
+	// policy.json enabling signed-metadata.
+	SigningKey *sign.PrivateKey
+	// BadSignature lists repositories whose metadata.json is changed after
+	// it was signed.
+	BadSignature []string
 	// System is the Nix system the flakes' packages are for. Default: this
 	// machine's.
 	System string
@@ -58,11 +74,17 @@ type Repo struct {
 	Branch string
 	Deps   []string // flake inputs it follows from the workspace
 	Module *Metadata
+	// Override, Fork: how its flake input deviates (see Options).
+	Override bool
+	Fork     string
 	// History is the branch's commits up to the pin, oldest first.
 	History []plumbing.Hash
 	Pin     plumbing.Hash // the gitlink
 	LockRev plumbing.Hash // the rev flake.lock records
 	Head    plumbing.Hash // the remote's branch head
+
+	signer *sign.PrivateKey
+	tamper bool
 }
 
 // Workspace is a generated workspace.
@@ -70,8 +92,10 @@ type Workspace struct {
 	Root    string // the superproject's work tree
 	Remotes string // directory of bare remotes
 	System  string
-	Repos   []*Repo
-	Head    plumbing.Hash
+	// SigningKey signed the modules' metadata (nil: unsigned).
+	SigningKey *sign.PrivateKey
+	Repos      []*Repo
+	Head       plumbing.Hash
 }
 
 // Repo returns the repository named name, or nil.
@@ -162,6 +186,28 @@ func Generate(ctx context.Context, dir string, o Options) (*Workspace, error) {
 		if byName[name] == nil {
 			return nil, fmt.Errorf("generate workspace: Drift names unknown repository %q", name)
 		}
+	}
+	ws.SigningKey = o.SigningKey
+	for _, r := range ws.Repos {
+		r.signer = o.SigningKey
+	}
+	for _, name := range o.Override {
+		if byName[name] == nil {
+			return nil, fmt.Errorf("generate workspace: Override names unknown repository %q", name)
+		}
+		byName[name].Override = true
+	}
+	for name, owner := range o.Fork {
+		if byName[name] == nil {
+			return nil, fmt.Errorf("generate workspace: Fork names unknown repository %q", name)
+		}
+		byName[name].Fork = owner
+	}
+	for _, name := range o.BadSignature {
+		if byName[name] == nil || byName[name].Module == nil || o.SigningKey == nil {
+			return nil, fmt.Errorf("generate workspace: BadSignature needs a SigningKey and a module, not %q", name)
+		}
+		byName[name].tamper = true
 	}
 
 	// Remotes and module checkouts are independent: write them in parallel.
@@ -350,6 +396,14 @@ func writeSuperproject(ws *Workspace) error {
 		{".gitignore", filemode.Regular, "result\nresult-*\n.direnv/\n"},
 		{"README.md", filemode.Regular, "# logos-workspace (generated)\n\nModules live under repos/ as submodules and are pinned again in flake.lock.\n"},
 		{"scripts/ws", filemode.Executable, "#!/bin/sh\n# Build the workspace, overriding inputs of dirty submodules.\nexec nix build \"$@\"\n"},
+		{"policy.json", filemode.Regular, policyJSON(ws)},
+	}
+	if ws.SigningKey != nil {
+		reg, err := json.MarshalIndent(sign.Registry{SchemaVersion: sign.RegistryVersion, Keys: []sign.Key{sign.RegistryKey(ws.SigningKey, "*")}}, "", "  ")
+		if err != nil {
+			return err
+		}
+		files = append(files, file{"keys.json", filemode.Regular, string(reg) + "\n"})
 	}
 	if err := writeFiles(ws.Root, files, Epoch); err != nil {
 		return err
@@ -381,6 +435,18 @@ func writeSuperproject(ws *Workspace) error {
 	return repo.WriteIndex(entries, ct)
 }
 
+// policyJSON is the workspace's policy: its remotes are local directories,
+// which local-override must allow; with a signing key, signed metadata is
+// required.
+func policyJSON(ws *Workspace) string {
+	s := "{\n  \"schemaVersion\": 1,\n  \"rules\": {\n"
+	s += fmt.Sprintf("    \"local-override\": {\"options\": {\"allowedUrls\": [%q]}}", "file://"+ws.Remotes+"/*")
+	if ws.SigningKey != nil {
+		s += ",\n    \"signed-metadata\": {\"enabled\": true, \"options\": {\"registry\": \"keys.json\"}}"
+	}
+	return s + "\n  }\n}\n"
+}
+
 func gitmodules(ws *Workspace) string {
 	var b strings.Builder
 	for _, r := range ws.Repos {
@@ -396,7 +462,7 @@ func workspaceFlake(ws *Workspace) string {
 	var b strings.Builder
 	b.WriteString("{\n  description = \"Logos workspace (generated by lambda-check)\";\n\n  inputs = {\n")
 	for _, r := range ws.Repos {
-		fmt.Fprintf(&b, "    %s.url = %q;\n", r.Name, r.URL)
+		fmt.Fprintf(&b, "    %s.url = %q;\n", r.Name, r.flakeURL())
 		for _, d := range r.Deps {
 			fmt.Fprintf(&b, "    %s.inputs.%s.follows = %q;\n", r.Name, d, d)
 		}
@@ -408,6 +474,17 @@ func workspaceFlake(ws *Workspace) string {
 	}
 	b.WriteString("      };\n    };\n}\n")
 	return b.String()
+}
+
+// flakeURL is the URL the workspace flake declares for the repository.
+func (r *Repo) flakeURL() string {
+	switch {
+	case r.Override:
+		return "path:./" + r.Path
+	case r.Fork != "":
+		return "github:" + r.Fork + "/" + r.Name
+	}
+	return r.URL
 }
 
 // workspaceLock is the flake.lock Nix would write for the workspace flake,
@@ -428,6 +505,23 @@ func workspaceLock(ws *Workspace) (*flake.Lock, error) {
 		orig := flake.Attrs{"type": "git", "url": "file://" + r.Remote}
 		if r.Branch != "master" {
 			orig["ref"] = r.Branch
+		}
+		switch {
+		case r.Override:
+			// What "nix flake lock --override-input x path:./repos/x"
+			// records: the absolute path and the tree's hash.
+			nh, err := remote.NarHash(r.LockRev, gitrepo.ArchiveOptions{})
+			if err != nil {
+				return nil, err
+			}
+			p := filepath.Join(ws.Root, filepath.FromSlash(r.Path))
+			locked = flake.Attrs{"lastModified": locked["lastModified"], "narHash": nh, "path": p, "type": "path"}
+			orig = flake.Attrs{"path": "./" + r.Path, "type": "path"}
+		case r.Fork != "":
+			if locked, err = flake.LockGitHub(remote, r.LockRev, r.Fork, r.Name); err != nil {
+				return nil, err
+			}
+			orig = flake.Attrs{"owner": r.Fork, "repo": r.Name, "type": "github"}
 		}
 		n := &flake.Node{Locked: locked, Original: orig}
 		if len(r.Deps) > 0 {
@@ -451,7 +545,7 @@ func bump(files []file, r *Repo, version, change string) []file {
 			if r.Module != nil {
 				m := *r.Module
 				m.Version = version
-				f.data = metadataJSON(&m)
+				f.data = r.metadataJSON(&m)
 			}
 		case "CHANGELOG.md":
 			f.data += "- " + version + ": " + change + "\n"
@@ -468,9 +562,22 @@ func bump(files []file, r *Repo, version, change string) []file {
 	return out
 }
 
-func metadataJSON(m *Metadata) string {
+// metadataJSON writes a module's metadata.json, signed when the workspace
+// has a signing key, and changed after signing when the repository is to
+// carry a bad signature.
+func (r *Repo) metadataJSON(m *Metadata) string {
 	b, _ := json.MarshalIndent(m, "", "  ")
-	return string(b) + "\n"
+	if r.signer == nil {
+		return string(b) + "\n"
+	}
+	signed, err := sign.SignDocument(b, workspace.MetadataDomain, r.signer)
+	if err != nil {
+		panic(fmt.Sprintf("sign generated metadata: %v", err)) // the generator's own JSON
+	}
+	if r.tamper {
+		signed = bytes.Replace(signed, []byte(`"description": "`), []byte(`"description": "Changed after signing. `), 1)
+	}
+	return string(signed)
 }
 
 // repoFiles is a repository's initial content: about n files, like the real
@@ -490,7 +597,7 @@ func repoFiles(ws *Workspace, r *Repo, byName map[string]*Repo, n int) []file {
 		{"tests/fixtures/sample.bin", filemode.Regular, "fixture data for " + r.Name + "\n"},
 	}
 	if r.Module != nil {
-		files = append(files, file{"metadata.json", filemode.Regular, metadataJSON(r.Module)})
+		files = append(files, file{"metadata.json", filemode.Regular, r.metadataJSON(r.Module)})
 	}
 	for i := 0; len(files) < n; i++ {
 		switch i % 3 {

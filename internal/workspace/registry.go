@@ -179,6 +179,7 @@ func BuildRegistry(ctx context.Context, req RegistryRequest) (*Registry, error) 
 		sort.Slice(reg.UnmatchedInputs, func(i, j int) bool { return reg.UnmatchedInputs[i].Input < reg.UnmatchedInputs[j].Input })
 	}
 	if req.ReadMetadata == nil {
+		sort.Slice(reg.Repos, func(i, j int) bool { return reg.Repos[i].Path < reg.Repos[j].Path })
 		return reg, nil
 	}
 	g, gctx := errgroup.WithContext(ctx)
@@ -209,5 +210,9 @@ func BuildRegistry(ctx context.Context, req RegistryRequest) (*Registry, error) 
 			return nil
 		})
 	}
-	return reg, g.Wait()
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	sort.Slice(reg.Repos, func(i, j int) bool { return reg.Repos[i].Path < reg.Repos[j].Path })
+	return reg, nil
 }

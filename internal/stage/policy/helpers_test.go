@@ -1,0 +1,8 @@
+package policy
+
+import (
+	"fmt"
+	"io/fs"
+)
+
+func fsErrNotExist() error { return fmt.Errorf("no metadata.json: %w", fs.ErrNotExist) }

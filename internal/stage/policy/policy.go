@@ -1,0 +1,288 @@
+// Package policy is the policy stage: rules, as data, over the snapshot,
+// the flake (flake.lock exactly; flake.nix's inputs when Nix can evaluate
+// them) and the module registry. Each finding names its rule, severity,
+// subject, what is wrong and what to do about it. Findings are data, never
+// errors: the stage fails only when it cannot read its inputs.
+package policy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"time"
+
+	"github.com/lambda-os/lambda-check/internal/artifact"
+	"github.com/lambda-os/lambda-check/internal/flake"
+	"github.com/lambda-os/lambda-check/internal/gitrepo"
+	"github.com/lambda-os/lambda-check/internal/nixcli"
+	"github.com/lambda-os/lambda-check/internal/workspace"
+
+	"github.com/go-git/go-git/v5/plumbing"
+)
+
+// Spec identifies the policy artifact.
+var Spec = artifact.Spec{Kind: artifact.KindPrefix + "policy", Version: 1}
+
+// Subject kinds.
+const (
+	KindSubmodule = "submodule"
+	KindInput     = "input"
+	KindModule    = "module"
+	KindPath      = "path"
+	KindConfig    = "config"
+)
+
+// Subject is what a finding is about.
+type Subject struct {
+	Kind string `json:"kind"`
+	Name string `json:"name"`
+}
+
+// Finding is one way the workspace breaks a rule.
+type Finding struct {
+	Rule     string   `json:"rule"`
+	Severity Severity `json:"severity"`
+	Subject  Subject  `json:"subject"`
+	Message  string   `json:"message"`
+	Hint     string   `json:"hint,omitempty"`
+}
+
+// RuleRun records how a rule ran.
+type RuleRun struct {
+	ID       string   `json:"id"`
+	Enabled  bool     `json:"enabled"`
+	Severity Severity `json:"severity"`
+	Findings int      `json:"findings"`
+	// Notes say what the rule checked and what it could not.
+	Notes []string `json:"notes"`
+}
+
+// Evaluation says whether flake.nix was evaluated, and if not, why.
+type Evaluation struct {
+	Evaluated bool   `json:"evaluated"`
+	Note      string `json:"note,omitempty"`
+}
+
+// Summary counts findings. Verdict is "fail" when a deny finding exists.
+type Summary struct {
+	Deny    int    `json:"deny"`
+	Warn    int    `json:"warn"`
+	Verdict string `json:"verdict"`
+}
+
+// Report is the payload of policy.json.
+type Report struct {
+	FlakeLock workspace.FileDigest `json:"flakeLock"`
+	FlakeNix  Evaluation           `json:"flakeNix"`
+	// Now is the clock time age rules compared with (Unix seconds); absent
+	// when no rule looked at the clock.
+	Now      int64               `json:"now,omitempty"`
+	Rules    []RuleRun           `json:"rules"`
+	Findings []Finding           `json:"findings"`
+	Summary  Summary             `json:"summary"`
+	Registry *workspace.Registry `json:"registry"`
+}
+
+// Change is a path some change touches: the workspace's own uncommitted
+// changes, or a proposal's.
+type Change struct {
+	Path   string
+	Origin string
+}
+
+// Request is what the stage checks.
+type Request struct {
+	Snapshot *workspace.Snapshot
+	Config   *Config
+	// Nix evaluates flake.nix's inputs; nil skips that, with NixNote
+	// saying why.
+	Nix     *nixcli.Nix
+	NixNote string
+	Now     time.Time
+	// Changes are changes beyond the workspace's own (proposals).
+	Changes     []Change
+	Parallelism int
+}
+
+// Result is the stage's outcome.
+type Result struct {
+	Report Report
+}
+
+// Input is what every rule reads.
+type Input struct {
+	Root      string
+	Snapshot  *workspace.Snapshot
+	Lock      *flake.Lock // nil when the workspace has no flake.lock
+	Declared  map[string]*flake.DeclaredInput
+	FlakeNix  Evaluation
+	Registry  *workspace.Registry
+	Changes   []Change
+	Now       time.Time
+	ConfigDir string
+	Par       int
+
+	usedNow bool
+}
+
+// ErrLockChanged: flake.lock is not the one the snapshot saw.
+var ErrLockChanged = errors.New("flake.lock changed since the snapshot was taken")
+
+// Run checks every enabled rule.
+func Run(ctx context.Context, req Request) (*Result, error) {
+	snap := req.Snapshot
+	par := req.Parallelism
+	if par <= 0 {
+		par = 4 * runtime.GOMAXPROCS(0)
+	}
+	in := &Input{Root: snap.Root, Snapshot: snap, Now: req.Now, ConfigDir: req.Config.Dir, Par: par}
+	if snap.FlakeLock.Digest != "" {
+		p := filepath.Join(snap.Root, "flake.lock")
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("read flake.lock: %w", err)
+		}
+		if artifact.Digest(b) != snap.FlakeLock.Digest {
+			return nil, ErrLockChanged
+		}
+		if in.Lock, err = flake.ParseLock(b); err != nil {
+			return nil, fmt.Errorf("%q: %w", p, err)
+		}
+	}
+	in.FlakeNix = evaluate(ctx, req, in)
+	reg, err := workspace.BuildRegistry(ctx, workspace.RegistryRequest{
+		Snapshot: snap, Lock: in.Lock, Parallelism: par,
+		ReadMetadata: func(_ context.Context, m *workspace.Submodule) ([]byte, error) {
+			return readMetadata(snap.Root, m)
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	in.Registry = reg
+	in.Changes = workspaceChanges(snap)
+	in.Changes = append(in.Changes, req.Changes...)
+
+	rep, err := check(ctx, in, req.Config, snap.FlakeLock)
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Report: rep}, nil
+}
+
+// check runs the enabled rules over an input.
+func check(ctx context.Context, in *Input, cfg *Config, lock workspace.FileDigest) (Report, error) {
+	rep := Report{FlakeLock: lock, FlakeNix: in.FlakeNix, Rules: []RuleRun{}, Findings: []Finding{}, Registry: in.Registry}
+	for _, r := range rules {
+		rc := cfg.Rules[r.id]
+		run := RuleRun{ID: r.id, Enabled: rc.Enabled, Severity: rc.Severity, Notes: []string{}}
+		if rc.Enabled {
+			fs, notes, err := r.check(ctx, in, rc.Options)
+			if err != nil {
+				return Report{}, fmt.Errorf("rule %s: %w", r.id, err)
+			}
+			for _, f := range fs {
+				if matchAny(rc.Ignore, f.Subject.Name) {
+					continue
+				}
+				f.Rule, f.Severity = r.id, rc.Severity
+				rep.Findings = append(rep.Findings, f)
+				run.Findings++
+			}
+			if notes != nil {
+				run.Notes = notes
+			}
+		}
+		rep.Rules = append(rep.Rules, run)
+	}
+	sort.SliceStable(rep.Findings, func(i, j int) bool {
+		a, b := rep.Findings[i], rep.Findings[j]
+		if a.Rule != b.Rule {
+			return a.Rule < b.Rule
+		}
+		if a.Subject.Kind != b.Subject.Kind {
+			return a.Subject.Kind < b.Subject.Kind
+		}
+		if a.Subject.Name != b.Subject.Name {
+			return a.Subject.Name < b.Subject.Name
+		}
+		return a.Message < b.Message
+	})
+	for _, f := range rep.Findings {
+		if f.Severity == Deny {
+			rep.Summary.Deny++
+		} else {
+			rep.Summary.Warn++
+		}
+	}
+	rep.Summary.Verdict = "pass"
+	if rep.Summary.Deny > 0 {
+		rep.Summary.Verdict = "fail"
+	}
+	if in.usedNow {
+		rep.Now = in.Now.Unix()
+	}
+	return rep, nil
+}
+
+// evaluate reads flake.nix's inputs through Nix, when it can.
+func evaluate(ctx context.Context, req Request, in *Input) Evaluation {
+	if in.Snapshot.FlakeNix.Digest == "" {
+		return Evaluation{Note: "the workspace has no flake.nix"}
+	}
+	if req.Nix == nil {
+		return Evaluation{Note: req.NixNote}
+	}
+	out, err := req.Nix.FlakeInputs(ctx, filepath.Join(in.Root, "flake.nix"))
+	if err != nil {
+		return Evaluation{Note: "flake.nix could not be evaluated: " + err.Error()}
+	}
+	decl, err := flake.ParseDeclaredInputs(out)
+	if err != nil {
+		return Evaluation{Note: err.Error()}
+	}
+	in.Declared = decl
+	return Evaluation{Evaluated: true}
+}
+
+// readMetadata returns a submodule's metadata.json at its gitlink.
+func readMetadata(root string, m *workspace.Submodule) ([]byte, error) {
+	if m.Gitlink == "" {
+		return nil, fmt.Errorf("%s: no gitlink: %w", m.Path, fs.ErrNotExist)
+	}
+	if m.State == workspace.StateMissing || m.State == workspace.StateUninitialized {
+		return nil, fmt.Errorf("not checked out (%s), so its metadata cannot be read", m.State)
+	}
+	r, err := gitrepo.Open(filepath.Join(root, filepath.FromSlash(m.Path)))
+	if err != nil {
+		return nil, err
+	}
+	return r.ReadFile(plumbing.NewHash(m.Gitlink), workspace.MetadataFile)
+}
+
+// workspaceChanges are the paths the snapshot saw changed, workspace
+// relative.
+func workspaceChanges(s *workspace.Snapshot) []Change {
+	var out []Change
+	add := func(prefix string, c workspace.Changes) {
+		for _, f := range c.Staged {
+			out = append(out, Change{Path: prefix + f.Path, Origin: "staged"})
+		}
+		for _, f := range c.Unstaged {
+			out = append(out, Change{Path: prefix + f.Path, Origin: "modified"})
+		}
+		for _, f := range c.Untracked {
+			out = append(out, Change{Path: prefix + f.Path, Origin: "untracked"})
+		}
+	}
+	add("", s.Superproject.Changes)
+	for _, m := range s.Submodules {
+		add(m.Path+"/", m.Changes)
+	}
+	return out
+}
