@@ -22,7 +22,7 @@ func main() {
 	}
 	code := cli.Main(ctx, os.Args[1:], cli.Env{
 		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
-		Dir: dir, Getenv: os.Getenv,
+		Dir: dir, Getenv: os.Getenv, Environ: os.Environ,
 		IsTerminal: term.IsTerminal(int(os.Stderr.Fd())),
 	})
 	stop()

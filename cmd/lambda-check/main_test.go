@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -11,6 +13,7 @@ import (
 	"github.com/lambda-os/lambda-check/internal/cli"
 	"github.com/lambda-os/lambda-check/internal/gittest"
 	"github.com/lambda-os/lambda-check/internal/gittest/requires"
+	"github.com/lambda-os/lambda-check/internal/sign"
 )
 
 func TestMain(m *testing.M) {
@@ -18,7 +21,7 @@ func TestMain(m *testing.M) {
 		"lambda-check": func() {
 			dir, _ := os.Getwd()
 			os.Exit(cli.Main(context.Background(), os.Args[1:], cli.Env{
-				Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Dir: dir, Getenv: os.Getenv,
+				Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Dir: dir, Getenv: os.Getenv, Environ: os.Environ,
 			}))
 		},
 	})
@@ -35,17 +38,42 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			// genws DIR [MODULES]: generate a workspace in DIR (DIR/workspace, DIR/remotes).
+			// genws DIR [MODULES] [KEY=VALUE...]: generate a workspace in DIR
+			// (DIR/workspace, DIR/remotes). Without MODULES, the demo's; with
+			// it, nothing ahead or drifted unless asked: drift=REPO,...
+			// override=REPO,... fork=REPO:OWNER signed badsig=REPO,...
 			"genws": func(ts *testscript.TestScript, neg bool, args []string) {
-				if len(args) < 1 || len(args) > 2 {
-					ts.Fatalf("usage: genws DIR [MODULES]")
+				if len(args) < 1 {
+					ts.Fatalf("usage: genws DIR [MODULES] [KEY=VALUE...]")
 				}
 				o := gittest.DemoOptions()
-				if len(args) == 2 {
-					n, err := strconv.Atoi(args[1])
+				rest := args[1:]
+				if len(rest) > 0 && !strings.Contains(rest[0], "=") && rest[0] != "signed" {
+					n, err := strconv.Atoi(rest[0])
 					ts.Check(err)
 					o.Modules = n
 					o.Ahead, o.Drift = nil, nil
+					rest = rest[1:]
+				}
+				for _, kv := range rest {
+					k, v, _ := strings.Cut(kv, "=")
+					switch k {
+					case "drift":
+						o.Drift = strings.Split(v, ",")
+					case "override":
+						o.Override = strings.Split(v, ",")
+					case "fork":
+						repo, owner, _ := strings.Cut(v, ":")
+						o.Fork = map[string]string{repo: owner}
+					case "signed":
+						key, err := sign.GenerateKey("logos-release", bytes.NewReader(bytes.Repeat([]byte{7}, 32)))
+						ts.Check(err)
+						o.SigningKey = key
+					case "badsig":
+						o.BadSignature = strings.Split(v, ",")
+					default:
+						ts.Fatalf("genws: unknown option %q", kv)
+					}
 				}
 				_, err := gittest.Generate(context.Background(), ts.MkAbs(args[0]), o)
 				ts.Check(err)

@@ -8,6 +8,8 @@ import (
 
 	"github.com/lambda-os/lambda-check/internal/exitcode"
 	"github.com/lambda-os/lambda-check/internal/gittest"
+	"github.com/lambda-os/lambda-check/internal/stage/plan"
+	"github.com/lambda-os/lambda-check/internal/stage/policy"
 )
 
 // DemoCmd is "lambda-check demo".
@@ -22,7 +24,9 @@ func (c *DemoCmd) Help() string {
 submodules under repos/ (each with metadata.json and a flake), local bare
 remotes of which some are ahead of their pins, a flake.nix whose inputs follow
 a shared SDK, and a flake.lock with one entry drifted from its gitlink. Then it
-runs the stages that exist on it and prints what it did and where things are.`
+runs the stages that exist on it (snapshot, policy, graph) and prints what it
+found and where things are. The demo exits 0 even though its workspace breaks
+the policy on purpose.`
 }
 
 // Run builds the workspace and runs the stages.
@@ -45,7 +49,7 @@ func (c *DemoCmd) Run(rt *Runtime) error {
 	if c.Modules < 10 {
 		// Keep only the ahead and drift repositories the smaller catalog has.
 		opts.Ahead = map[string]int{"logos-capability-module": 1}
-		opts.Drift = nil
+		opts.Drift = []string{"logos-liblogos"}
 	}
 	start := time.Now()
 	rt.Logf("building a sample workspace with %d modules in %s", c.Modules, dir)
@@ -61,29 +65,70 @@ func (c *DemoCmd) Run(rt *Runtime) error {
 
 	// The demo's own workspace; a --state-dir the user gave still applies.
 	rt.Globals.Workspace = ws.Root
+	sd, unlock, err := rt.LockState()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	start = time.Now()
-	w, err := takeSnapshot(rt, "")
+	w, err := snapshotLocked(rt, sd, "")
 	if err != nil {
 		return fmt.Errorf("snapshot of the demo workspace: %w", err)
 	}
-	snap, path, digest := w.snapshot, w.path, w.digest
-	took := time.Since(start)
+	snapTook := time.Since(start)
+
+	start = time.Now()
+	pcfg, err := policy.LoadConfig(filepath.Join(ws.Root, "policy.json"), false)
+	if err != nil {
+		return err
+	}
+	now, err := rt.Clock()
+	if err != nil {
+		return err
+	}
+	pw, err := checkPolicy(rt, w.snapshot, w.digest, pcfg, now, false, sd.File("policy.json"))
+	if err != nil {
+		return fmt.Errorf("policy of the demo workspace: %w", err)
+	}
+	policyTook := time.Since(start)
+
+	start = time.Now()
+	gv, err := loadGraph(rt, false, false)
+	if err != nil {
+		return fmt.Errorf("graph of the demo workspace: %w", err)
+	}
+	order, err := plan.Run(rt.Ctx, plan.Request{Graph: &gv.Graph, Changes: gv.RootInputs()})
+	if err != nil {
+		return err
+	}
+	graphTook := time.Since(start)
+
 	if rt.Globals.JSON {
 		return rt.PrintJSON(struct {
-			Workspace string `json:"workspace"`
-			Remotes   string `json:"remotes"`
-			Snapshot  string `json:"snapshot"`
-			Digest    string `json:"digest"`
-		}{ws.Root, ws.Remotes, path, digest})
+			Workspace string         `json:"workspace"`
+			Remotes   string         `json:"remotes"`
+			Snapshot  string         `json:"snapshot"`
+			Digest    string         `json:"digest"`
+			Policy    string         `json:"policy"`
+			Summary   policy.Summary `json:"policySummary"`
+			Levels    [][]plan.Step  `json:"order"`
+		}{ws.Root, ws.Remotes, w.path, w.digest, pw.path, pw.report.Summary, order.Plan.Levels})
 	}
-	rt.Printf("== snapshot (%s)\n", took.Round(time.Microsecond))
-	renderSnapshot(rt, snap)
-	rt.Printf("\nartifact:  %s\n", path)
+	rt.Printf("== snapshot (%s)\n", snapTook.Round(time.Microsecond))
+	renderSnapshot(rt, w.snapshot)
+	rt.Printf("\n== policy (%s)\n", policyTook.Round(time.Microsecond))
+	renderPolicy(rt, pw.report)
+	rt.Printf("\n== graph (%s)\n", graphTook.Round(time.Microsecond))
+	renderGraph(rt, gv, &order.Plan)
+	rt.Printf("\nartifacts: %s, %s\n", w.path, pw.path)
 	rt.Printf("workspace: %s\n", ws.Root)
 	rt.Printf("remotes:   %s\n", ws.Remotes)
 	rt.Printf("\nTry next:\n")
 	rt.Printf("  echo change >> %s\n", filepath.Join(ws.Root, "repos", ws.Repos[2].Name, "README.md"))
-	rt.Printf("  lambda-check snapshot -w %s --compare %s\n", ws.Root, path)
-	rt.Printf("\nNot yet in this build: verify, heal, policy, upgrades, plan, propose, governance, notify, audit, report.\n")
+	rt.Printf("  lambda-check snapshot -w %s --compare %s\n", ws.Root, w.path)
+	rt.Printf("  lambda-check policy -w %s\n", ws.Root)
+	rt.Printf("  lambda-check plan -w %s --input logos-cpp-sdk --input logos-chat-module\n", ws.Root)
+	rt.Printf("  lambda-check graph -w %s --format dot | dot -Tsvg > graph.svg\n", ws.Root)
+	rt.Printf("\nNot yet in this build: verify, heal, upgrades, propose, governance, notify, audit, report.\n")
 	return nil
 }

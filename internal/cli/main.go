@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/lambda-os/lambda-check/internal/artifact"
 	"github.com/lambda-os/lambda-check/internal/config"
 	"github.com/lambda-os/lambda-check/internal/exitcode"
+	"github.com/lambda-os/lambda-check/internal/nixcli"
 	"github.com/lambda-os/lambda-check/internal/statedir"
 )
 
@@ -48,6 +50,9 @@ type Env struct {
 	Dir string
 	// Getenv reads an environment variable.
 	Getenv func(string) string
+	// Environ is the whole environment, for the subprocesses (nix) the
+	// CLI starts.
+	Environ func() []string
 	// IsTerminal reports whether stderr is a terminal (for progress).
 	IsTerminal bool
 }
@@ -59,6 +64,7 @@ type Globals struct {
 	Config      string           `placeholder:"FILE" help:"Configuration file (default: <state-dir>/config.json when it exists)."`
 	JSON        bool             `name:"json" help:"Print machine-readable JSON on stdout instead of text."`
 	LockTimeout time.Duration    `default:"30s" help:"How long to wait for another lambda-check holding the state dir."`
+	Now         string           `placeholder:"TIME" help:"The clock time age rules compare with: RFC 3339 or Unix seconds (default: $SOURCE_DATE_EPOCH, else now)."`
 	Version     kong.VersionFlag `help:"Print the version and exit."`
 }
 
@@ -68,6 +74,9 @@ type CLI struct {
 
 	Snapshot  SnapshotCmd  `cmd:"" help:"Capture the workspace's exact state into snapshot.json."`
 	Diff      DiffCmd      `cmd:"" help:"Tell what changed between two snapshots."`
+	Policy    PolicyCmd    `cmd:"" help:"Check the workspace against the node's rules into policy.json."`
+	Graph     GraphCmd     `cmd:"" help:"Print how the workspace's repositories depend on each other."`
+	Plan      PlanCmd      `cmd:"" help:"Order changed inputs by dependency, leaves first, into plan.json."`
 	Demo      DemoCmd      `cmd:"" help:"Build a sample Logos workspace and run the stages on it."`
 	ExitCodes ExitCodesCmd `cmd:"" name:"exit-codes" help:"List the exit codes and what they mean."`
 }
@@ -126,6 +135,54 @@ func (rt *Runtime) Config() (*config.Config, error) {
 	}
 	rt.cfg = cfg
 	return cfg, nil
+}
+
+// LockState opens the state directory and takes its writer lock; the
+// returned function releases it.
+func (rt *Runtime) LockState() (*statedir.Dir, func(), error) {
+	sd, err := statedir.Open(rt.StateDirPath())
+	if err != nil {
+		return nil, nil, err
+	}
+	lock, err := sd.Lock(rt.Ctx, rt.Globals.LockTimeout)
+	if err != nil {
+		return nil, nil, err
+	}
+	return sd, func() { _ = lock.Unlock() }, nil
+}
+
+// Clock is the time age rules compare with: --now, else
+// $SOURCE_DATE_EPOCH, else the system clock.
+func (rt *Runtime) Clock() (time.Time, error) {
+	v, name := rt.Globals.Now, "--now"
+	if v == "" {
+		v, name = rt.Env.Getenv("SOURCE_DATE_EPOCH"), "SOURCE_DATE_EPOCH"
+	}
+	if v == "" {
+		return time.Now().UTC(), nil
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		return time.Unix(n, 0).UTC(), nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return time.Time{}, &exitcode.UsageError{Err: fmt.Errorf("%s %q: want RFC 3339 (2026-11-27T12:00:00Z) or Unix seconds", name, v)}
+	}
+	return t.UTC(), nil
+}
+
+// Nix finds nix for the commands that can use it. When it is not
+// installed it returns nil and a note saying what is skipped.
+func (rt *Runtime) Nix() (*nixcli.Nix, string) {
+	var env []string
+	if rt.Env.Environ != nil {
+		env = rt.Env.Environ()
+	}
+	n, err := nixcli.Find(env)
+	if err != nil {
+		return nil, "nix is not installed"
+	}
+	return n, ""
 }
 
 // Producer names this build in artifacts.

@@ -78,8 +78,22 @@ type written struct {
 }
 
 // takeSnapshot runs the stage under the state-dir lock and writes the
-// artifact. It is shared by every command that starts from a snapshot.
+// artifact.
 func takeSnapshot(rt *Runtime, out string) (*written, error) {
+	if err := snapshot.CheckWorkspace(rt.WorkspaceDir()); err != nil {
+		return nil, err
+	}
+	sd, unlock, err := rt.LockState()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	return snapshotLocked(rt, sd, out)
+}
+
+// snapshotLocked takes and writes a snapshot; the caller holds the lock.
+// It is shared by every command that starts from a snapshot.
+func snapshotLocked(rt *Runtime, sd *statedir.Dir, out string) (*written, error) {
 	ws := rt.WorkspaceDir()
 	if err := snapshot.CheckWorkspace(ws); err != nil {
 		return nil, err
@@ -88,15 +102,6 @@ func takeSnapshot(rt *Runtime, out string) (*written, error) {
 	if err != nil {
 		return nil, err
 	}
-	sd, err := statedir.Open(rt.StateDirPath())
-	if err != nil {
-		return nil, err
-	}
-	lock, err := sd.Lock(rt.Ctx, rt.Globals.LockTimeout)
-	if err != nil {
-		return nil, err
-	}
-	defer lock.Unlock()
 	excl := []string{sd.Path}
 	for _, x := range cfg.Snapshot.Exclude {
 		excl = append(excl, filepath.Join(ws, filepath.FromSlash(x)))

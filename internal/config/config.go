@@ -22,6 +22,30 @@ const Version = 1
 type Config struct {
 	SchemaVersion int      `json:"schemaVersion"`
 	Snapshot      Snapshot `json:"snapshot"`
+	Graph         Graph    `json:"graph"`
+}
+
+// Graph configures the dependency graph graph, plan and propose use.
+type Graph struct {
+	// Exclude lists infrastructure inputs left out of the graph: path.Match
+	// patterns on flake.lock node names and root input names. Absent means
+	// DefaultGraphExclude; [] keeps everything.
+	Exclude []string `json:"exclude,omitempty"`
+}
+
+// DefaultGraphExclude are the infrastructure inputs a Logos workspace
+// shares but does not develop.
+var DefaultGraphExclude = []string{
+	"nixpkgs", "nixpkgs_*", "flake-utils", "flake-utils_*", "systems", "systems_*",
+	"flake-parts", "flake-parts_*", "flake-compat", "flake-compat_*", "rust-overlay", "rust-overlay_*",
+}
+
+// GraphExclude returns the exclude patterns in force.
+func (c *Config) GraphExclude() []string {
+	if c.Graph.Exclude == nil {
+		return DefaultGraphExclude
+	}
+	return c.Graph.Exclude
 }
 
 // Snapshot configures the snapshot stage.
@@ -86,6 +110,11 @@ func Load(p string, optional bool) (*Config, error) {
 func (c *Config) validate() error {
 	if c.Snapshot.Parallelism < 0 {
 		return fmt.Errorf("snapshot.parallelism must be >= 0, got %d", c.Snapshot.Parallelism)
+	}
+	for _, p := range c.Graph.Exclude {
+		if _, err := path.Match(p, ""); err != nil {
+			return fmt.Errorf("graph.exclude: bad pattern %q", p)
+		}
 	}
 	for _, x := range c.Snapshot.Exclude {
 		if x == "" || path.IsAbs(x) || path.Clean(x) != x || x == ".." || strings.HasPrefix(x, "../") {

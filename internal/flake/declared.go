@@ -2,6 +2,7 @@ package flake
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -164,4 +165,36 @@ func describeDeclared(d *DeclaredInput) string {
 		return RefString(d.Attrs)
 	}
 	return "declared"
+}
+
+// Evaluation says whether flake.nix's inputs were evaluated, and if not,
+// why.
+type Evaluation struct {
+	Evaluated bool   `json:"evaluated"`
+	Note      string `json:"note,omitempty"`
+}
+
+// Evaluator evaluates a flake.nix's inputs attribute to JSON (nixcli.Nix
+// does, with nix-instantiate).
+type Evaluator interface {
+	FlakeInputs(ctx context.Context, flakeNix string) ([]byte, error)
+}
+
+// EvaluateInputs reads flake.nix's declared inputs through ev. A nil ev
+// (Nix not available) or a failed evaluation is no error: the returned
+// Evaluation says what could not be done, and callers fall back to the
+// lock alone.
+func EvaluateInputs(ctx context.Context, ev Evaluator, flakeNix, why string) (map[string]*DeclaredInput, Evaluation) {
+	if ev == nil {
+		return nil, Evaluation{Note: why}
+	}
+	out, err := ev.FlakeInputs(ctx, flakeNix)
+	if err != nil {
+		return nil, Evaluation{Note: "flake.nix could not be evaluated: " + err.Error()}
+	}
+	decl, err := ParseDeclaredInputs(out)
+	if err != nil {
+		return nil, Evaluation{Note: err.Error()}
+	}
+	return decl, Evaluation{Evaluated: true}
 }

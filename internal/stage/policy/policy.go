@@ -62,12 +62,6 @@ type RuleRun struct {
 	Notes []string `json:"notes"`
 }
 
-// Evaluation says whether flake.nix was evaluated, and if not, why.
-type Evaluation struct {
-	Evaluated bool   `json:"evaluated"`
-	Note      string `json:"note,omitempty"`
-}
-
 // Summary counts findings. Verdict is "fail" when a deny finding exists.
 type Summary struct {
 	Deny    int    `json:"deny"`
@@ -78,7 +72,7 @@ type Summary struct {
 // Report is the payload of policy.json.
 type Report struct {
 	FlakeLock workspace.FileDigest `json:"flakeLock"`
-	FlakeNix  Evaluation           `json:"flakeNix"`
+	FlakeNix  flake.Evaluation     `json:"flakeNix"`
 	// Now is the clock time age rules compared with (Unix seconds); absent
 	// when no rule looked at the clock.
 	Now      int64               `json:"now,omitempty"`
@@ -120,7 +114,7 @@ type Input struct {
 	Snapshot  *workspace.Snapshot
 	Lock      *flake.Lock // nil when the workspace has no flake.lock
 	Declared  map[string]*flake.DeclaredInput
-	FlakeNix  Evaluation
+	FlakeNix  flake.Evaluation
 	Registry  *workspace.Registry
 	Changes   []Change
 	Now       time.Time
@@ -231,23 +225,17 @@ func check(ctx context.Context, in *Input, cfg *Config, lock workspace.FileDiges
 }
 
 // evaluate reads flake.nix's inputs through Nix, when it can.
-func evaluate(ctx context.Context, req Request, in *Input) Evaluation {
+func evaluate(ctx context.Context, req Request, in *Input) flake.Evaluation {
 	if in.Snapshot.FlakeNix.Digest == "" {
-		return Evaluation{Note: "the workspace has no flake.nix"}
+		return flake.Evaluation{Note: "the workspace has no flake.nix"}
 	}
-	if req.Nix == nil {
-		return Evaluation{Note: req.NixNote}
+	var ev flake.Evaluator
+	if req.Nix != nil {
+		ev = req.Nix
 	}
-	out, err := req.Nix.FlakeInputs(ctx, filepath.Join(in.Root, "flake.nix"))
-	if err != nil {
-		return Evaluation{Note: "flake.nix could not be evaluated: " + err.Error()}
-	}
-	decl, err := flake.ParseDeclaredInputs(out)
-	if err != nil {
-		return Evaluation{Note: err.Error()}
-	}
+	decl, e := flake.EvaluateInputs(ctx, ev, filepath.Join(in.Root, "flake.nix"), req.NixNote)
 	in.Declared = decl
-	return Evaluation{Evaluated: true}
+	return e
 }
 
 // readMetadata returns a submodule's metadata.json at its gitlink.

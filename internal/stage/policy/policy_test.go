@@ -158,7 +158,7 @@ func TestKnownFaults(t *testing.T) {
 	wallet := ws.Repo("logos-wallet-module")
 	assert.Check(t, is.Contains(drift.Message, "gitlink is "+wallet.Pin.String()[:12]))
 	assert.Check(t, is.Contains(drift.Message, "at "+wallet.LockRev.String()[:12]))
-	assert.Check(t, is.Contains(drift.Hint, "nix flake lock --override-input logos-wallet-module git+file://"))
+	assert.Check(t, is.Contains(drift.Hint, "nix flake lock --override-input logos-wallet-module 'git+file://"))
 	assert.Check(t, is.Contains(byRule["local-override logos-waku-module"].Message, "github:mallory/logos-waku-module"))
 	assert.Check(t, is.Contains(byRule["signed-metadata chatsdk_module"].Message, "invalid"))
 	assert.Check(t, is.Contains(byRule["lock-integrity logos-cpp-sdk"].Message, "narHash"))

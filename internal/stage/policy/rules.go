@@ -211,9 +211,9 @@ func checkLockDrift(_ context.Context, in *Input, _ any) ([]Finding, []string, e
 			}
 			locked := in.Lock.Nodes[p.Node].Locked
 			inputs := strings.Join(p.Inputs, ", ")
-			hint := fmt.Sprintf("make the two pins agree: move the gitlink to the lock with 'git -C %s checkout %s && git add %s'", r.Path, p.Rev, r.Path)
+			hint := fmt.Sprintf("make the two pins agree; move the gitlink to the lock: git -C %s checkout %s && git add %s", r.Path, p.Rev, r.Path)
 			if ref := overrideRef(locked, sub.Gitlink); ref != "" {
-				hint += fmt.Sprintf(", or the lock to the gitlink with 'nix flake lock --override-input %s %s'", p.Inputs[0], ref)
+				hint += fmt.Sprintf("; or the lock to the gitlink: nix flake lock --override-input %s '%s'", p.Inputs[0], ref)
 			}
 			out = append(out, Finding{
 				Subject: Subject{Kind: KindSubmodule, Name: r.Path},

@@ -58,7 +58,7 @@ func realisticInput(t *testing.T, metadata map[string]string, extra ...workspace
 	})
 	assert.NilError(t, err)
 	return &Input{Root: "/ws", Snapshot: snap, Lock: l, Registry: reg, Now: time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC), Par: 2,
-		FlakeNix: Evaluation{Note: "not evaluated in this test"}}
+		FlakeNix: flake.Evaluation{Note: "not evaluated in this test"}}
 }
 
 func runRules(t *testing.T, in *Input, edit func(*Config)) Report {

@@ -1,0 +1,193 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/lambda-os/lambda-check/internal/artifact"
+	"github.com/lambda-os/lambda-check/internal/exitcode"
+	"github.com/lambda-os/lambda-check/internal/stage/policy"
+	"github.com/lambda-os/lambda-check/internal/stage/snapshot"
+	"github.com/lambda-os/lambda-check/internal/workspace"
+)
+
+// PolicyCmd is "lambda-check policy".
+type PolicyCmd struct {
+	Policy   string `placeholder:"FILE" help:"The policy configuration (default: <workspace>/policy.json when it exists, else every rule's defaults)."`
+	Snapshot string `placeholder:"FILE" help:"Check this snapshot artifact instead of taking a new snapshot."`
+	FailOn   string `enum:"deny,warn" default:"deny" help:"Exit 3 on deny findings only (deny), or on warnings too (warn)."`
+	NoEval   bool   `help:"Do not evaluate flake.nix's inputs with Nix; check flake.lock alone."`
+	Out      string `placeholder:"FILE" help:"Write the artifact here instead of <state-dir>/policy.json."`
+	Rules    bool   `help:"List the rules with their defaults and exit."`
+}
+
+// Help is shown by "lambda-check policy --help".
+func (c *PolicyCmd) Help() string {
+	return `Checks the workspace against the node's rules and writes policy.json: one
+finding per problem, with its rule, severity (deny or warn), subject
+(submodule, input, module or path), what is wrong and what to do. Among
+the rules: a gitlink that differs from the flake.lock pin of the same
+repository (lock-drift), submodules not clean at their gitlinks, inputs
+locked to local paths or forks, inputs with their own nixpkgs, lock entries
+whose narHash does not match the repository, unsigned module metadata, and
+messaging modules without RLN. 'lambda-check policy --rules' lists them all;
+docs/policy.md documents each rule, its options and the configuration file.
+
+Unless --snapshot is given, a new snapshot is taken (and written) first.
+Exit 3 when a deny finding exists (or a warning, with --fail-on warn).`
+}
+
+// Run checks the policy.
+func (c *PolicyCmd) Run(rt *Runtime) error {
+	if c.Rules {
+		return c.listRules(rt)
+	}
+	cfgPath, optional := filepath.Join(rt.WorkspaceDir(), "policy.json"), true
+	if c.Policy != "" {
+		cfgPath, optional = rt.Abs(c.Policy), false
+	}
+	if c.Snapshot == "" {
+		if err := snapshot.CheckWorkspace(rt.WorkspaceDir()); err != nil {
+			return err
+		}
+	}
+	pcfg, err := policy.LoadConfig(cfgPath, optional)
+	if err != nil {
+		return exitcode.Input(err, "docs/policy.md describes the file; 'lambda-check policy --rules' lists the rules")
+	}
+	now, err := rt.Clock()
+	if err != nil {
+		return err
+	}
+	sd, unlock, err := rt.LockState()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	var snap *workspace.Snapshot
+	var snapDigest string
+	if c.Snapshot != "" {
+		env, b, err := artifact.Read[workspace.Snapshot](rt.Abs(c.Snapshot), workspace.SnapshotSpec)
+		if err != nil {
+			return exitcode.Input(fmt.Errorf("read snapshot: %w", err), "")
+		}
+		snap, snapDigest = &env.Payload, artifact.Digest(b)
+	} else {
+		w, err := snapshotLocked(rt, sd, "")
+		if err != nil {
+			return err
+		}
+		snap, snapDigest = w.snapshot, w.digest
+	}
+	out := sd.File("policy.json")
+	if c.Out != "" {
+		out = rt.Abs(c.Out)
+	}
+	pw, err := checkPolicy(rt, snap, snapDigest, pcfg, now, c.NoEval, out)
+	if err != nil {
+		return err
+	}
+	rep, b, digest := pw.report, pw.bytes, pw.digest
+	if rt.Globals.JSON {
+		if _, err := rt.Env.Stdout.Write(b); err != nil {
+			return err
+		}
+	} else {
+		renderPolicy(rt, rep)
+		rt.Logf("wrote %s (%s)", out, digest)
+	}
+	switch {
+	case rep.Summary.Deny > 0:
+		return &exitcode.FailError{Reason: fmt.Sprintf("policy: %s", plural(rep.Summary.Deny, "deny finding"))}
+	case c.FailOn == "warn" && rep.Summary.Warn > 0:
+		return &exitcode.FailError{Reason: fmt.Sprintf("policy: %s (--fail-on warn)", plural(rep.Summary.Warn, "warning"))}
+	}
+	return nil
+}
+
+// policyWritten is a policy artifact as written.
+type policyWritten struct {
+	report       *policy.Report
+	bytes        []byte
+	path, digest string
+}
+
+// checkPolicy runs the policy stage over a snapshot and writes the
+// artifact; the caller holds the state lock.
+func checkPolicy(rt *Runtime, snap *workspace.Snapshot, snapDigest string, cfg *policy.Config, now time.Time, noEval bool, out string) (*policyWritten, error) {
+	req := policy.Request{Snapshot: snap, Config: cfg, Now: now, NixNote: "not evaluated (--no-eval)"}
+	if !noEval {
+		req.Nix, req.NixNote = rt.Nix()
+	}
+	res, err := policy.Run(rt.Ctx, req)
+	if errors.Is(err, policy.ErrLockChanged) {
+		return nil, exitcode.Input(err, "take a new snapshot (run without --snapshot)")
+	}
+	if err != nil {
+		return nil, err
+	}
+	b, digest, err := artifact.Write(out, &artifact.Envelope[*policy.Report]{
+		Kind: policy.Spec.Kind, SchemaVersion: policy.Spec.Version, Producer: rt.Producer(),
+		Inputs:  []artifact.Input{{Kind: workspace.SnapshotSpec.Kind, Digest: snapDigest}},
+		Payload: &res.Report,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &policyWritten{report: &res.Report, bytes: b, path: out, digest: digest}, nil
+}
+
+func (c *PolicyCmd) listRules(rt *Runtime) error {
+	rs := policy.Rules()
+	if rt.Globals.JSON {
+		type rule struct {
+			ID       string          `json:"id"`
+			Summary  string          `json:"summary"`
+			Enabled  bool            `json:"enabled"`
+			Severity policy.Severity `json:"severity"`
+			Options  any             `json:"options"`
+		}
+		out := make([]rule, len(rs))
+		for i, r := range rs {
+			out[i] = rule(r)
+		}
+		return rt.PrintJSON(out)
+	}
+	for _, r := range rs {
+		state := "on "
+		if !r.Enabled {
+			state = "off"
+		}
+		rt.Printf("%-16s %s %-4s  %s\n", r.ID, state, r.Severity, r.Summary)
+	}
+	return nil
+}
+
+func renderPolicy(rt *Runtime, r *policy.Report) {
+	enabled := 0
+	for _, x := range r.Rules {
+		if x.Enabled {
+			enabled++
+		}
+	}
+	rt.Printf("policy: %s — %d deny, %d warn (%d of %d rules enabled)\n", r.Summary.Verdict, r.Summary.Deny, r.Summary.Warn, enabled, len(r.Rules))
+	for _, f := range r.Findings {
+		rt.Printf("  %-4s  %-15s %s %s: %s\n", f.Severity, f.Rule, f.Subject.Kind, f.Subject.Name, f.Message)
+		if f.Hint != "" {
+			rt.Printf("        %15s hint: %s\n", "", f.Hint)
+		}
+	}
+	if !r.FlakeNix.Evaluated {
+		rt.Logf("flake.nix %s: only flake.lock was checked", r.FlakeNix.Note)
+	}
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
