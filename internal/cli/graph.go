@@ -112,6 +112,10 @@ func renderGraph(rt *Runtime, v *plan.GraphView, order *plan.Plan) {
 			rt.Printf("flake.nix: evaluated; flake.lock records every input and follows it declares\n")
 		}
 		for _, s := range v.Stale {
+			if parent, sub, nested := strings.Cut(s.Input, "/"); nested && s.Locked == "absent" {
+				rt.Printf("stale or dead: %s: flake.nix declares %s, but %s as locked has no input %q\n", s.Input, s.Declared, parent, sub)
+				continue
+			}
 			rt.Printf("stale: %s: flake.nix declares %s, flake.lock records %s\n", s.Input, s.Declared, s.Locked)
 		}
 	} else {

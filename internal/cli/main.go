@@ -72,13 +72,16 @@ type Globals struct {
 type CLI struct {
 	Globals
 
-	Snapshot  SnapshotCmd  `cmd:"" help:"Capture the workspace's exact state into snapshot.json."`
-	Diff      DiffCmd      `cmd:"" help:"Tell what changed between two snapshots."`
-	Policy    PolicyCmd    `cmd:"" help:"Check the workspace against the node's rules into policy.json."`
-	Graph     GraphCmd     `cmd:"" help:"Print how the workspace's repositories depend on each other."`
-	Plan      PlanCmd      `cmd:"" help:"Order changed inputs by dependency, leaves first, into plan.json."`
-	Demo      DemoCmd      `cmd:"" help:"Build a sample Logos workspace and run the stages on it."`
-	ExitCodes ExitCodesCmd `cmd:"" name:"exit-codes" help:"List the exit codes and what they mean."`
+	Snapshot SnapshotCmd `cmd:"" help:"Capture the workspace's exact state into snapshot.json."`
+	Diff     DiffCmd     `cmd:"" help:"Tell what changed between two snapshots."`
+	Policy   PolicyCmd   `cmd:"" help:"Check the workspace against the node's rules into policy.json."`
+	Graph    GraphCmd    `cmd:"" help:"Print how the workspace's repositories depend on each other."`
+	Plan     PlanCmd     `cmd:"" help:"Order changed inputs by dependency, leaves first, into plan.json."`
+
+	Key          KeyCmd          `cmd:"" help:"Make and inspect ed25519 signing keys."`
+	SignMetadata SignMetadataCmd `cmd:"" name:"sign-metadata" help:"Sign module metadata.json files with a key."`
+	Demo         DemoCmd         `cmd:"" help:"Build a sample Logos workspace and run the stages on it."`
+	ExitCodes    ExitCodesCmd    `cmd:"" name:"exit-codes" help:"List the exit codes and what they mean."`
 }
 
 const description = `lambda-check keeps a Logos workspace healthy and moving forward, without ever

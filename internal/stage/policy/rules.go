@@ -155,6 +155,11 @@ func inputSubject(l *flake.Lock, node string) Subject {
 	}
 	sort.Strings(ins)
 	if len(ins) == 0 {
+		// A transitive input: named by its path from the root, as
+		// --override-input and flake.nix overrides name it.
+		if p := lockPath(l, node); p != nil {
+			return Subject{Kind: KindInput, Name: strings.Join(p, "/")}
+		}
 		return Subject{Kind: KindInput, Name: node}
 	}
 	return Subject{Kind: KindInput, Name: strings.Join(ins, ", ")}
@@ -499,11 +504,18 @@ func checkFollows(_ context.Context, in *Input, opts any) ([]Finding, []string, 
 		notes = append(notes, "flake.nix not evaluated ("+in.FlakeNix.Note+"): declared follows not compared with flake.lock")
 	} else {
 		for _, s := range l.CompareDeclared(in.Declared) {
-			out = append(out, Finding{
+			f := Finding{
 				Subject: Subject{Kind: KindInput, Name: s.Input},
 				Message: fmt.Sprintf("flake.nix declares %s, flake.lock records %s", s.Declared, s.Locked),
 				Hint:    "flake.lock is stale: run 'nix flake lock' and commit it",
-			})
+			}
+			if parent, sub, nested := strings.Cut(s.Input, "/"); nested && s.Locked == "absent" {
+				// The locked flake may simply not have that input: Nix
+				// then ignores the override with a warning.
+				f.Message = fmt.Sprintf("flake.nix declares %s for %s, but %s as locked has no input %q", s.Declared, s.Input, parent, sub)
+				f.Hint = fmt.Sprintf("remove the dead override from flake.nix, or run 'nix flake lock' if %s has gained that input", parent)
+			}
+			out = append(out, f)
 		}
 	}
 	return out, notes, nil
