@@ -86,7 +86,7 @@ func (c *DemoCmd) Run(rt *Runtime) error {
 	if err != nil {
 		return err
 	}
-	pw, err := checkPolicy(rt, w.snapshot, w.digest, pcfg, now, false, sd.File("policy.json"))
+	pw, err := checkPolicy(rt, sd, w.snapshot, w.digest, true, pcfg, now, false, sd.File("policy.json"))
 	if err != nil {
 		return fmt.Errorf("policy of the demo workspace: %w", err)
 	}

@@ -1,8 +1,11 @@
 package cli
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -10,6 +13,7 @@ import (
 	"github.com/lambda-os/lambda-check/internal/exitcode"
 	"github.com/lambda-os/lambda-check/internal/stage/policy"
 	"github.com/lambda-os/lambda-check/internal/stage/snapshot"
+	"github.com/lambda-os/lambda-check/internal/statedir"
 	"github.com/lambda-os/lambda-check/internal/workspace"
 )
 
@@ -69,7 +73,8 @@ func (c *PolicyCmd) Run(rt *Runtime) error {
 
 	var snap *workspace.Snapshot
 	var snapDigest string
-	if c.Snapshot != "" {
+	fresh := c.Snapshot == ""
+	if !fresh {
 		env, b, err := artifact.Read[workspace.Snapshot](rt.Abs(c.Snapshot), workspace.SnapshotSpec)
 		if err != nil {
 			return exitcode.Input(fmt.Errorf("read snapshot: %w", err), "")
@@ -86,7 +91,7 @@ func (c *PolicyCmd) Run(rt *Runtime) error {
 	if c.Out != "" {
 		out = rt.Abs(c.Out)
 	}
-	pw, err := checkPolicy(rt, snap, snapDigest, pcfg, now, c.NoEval, out)
+	pw, err := checkPolicy(rt, sd, snap, snapDigest, fresh, pcfg, now, c.NoEval, out)
 	if err != nil {
 		return err
 	}
@@ -117,8 +122,10 @@ type policyWritten struct {
 
 // checkPolicy runs the policy stage over a snapshot and writes the
 // artifact; the caller holds the state lock.
-func checkPolicy(rt *Runtime, snap *workspace.Snapshot, snapDigest string, cfg *policy.Config, now time.Time, noEval bool, out string) (*policyWritten, error) {
-	req := policy.Request{Snapshot: snap, Config: cfg, Now: now, NixNote: "not evaluated (--no-eval)"}
+func checkPolicy(rt *Runtime, sd *statedir.Dir, snap *workspace.Snapshot, snapDigest string, fresh bool, cfg *policy.Config, now time.Time, noEval bool, out string) (*policyWritten, error) {
+	cachePath := sd.File(integrityCacheFile)
+	req := policy.Request{Snapshot: snap, Config: cfg, Now: now, NixNote: "not evaluated (--no-eval)", Fresh: fresh,
+		Integrity: readIntegrityCache(rt, cachePath)}
 	if !noEval {
 		req.Nix, req.NixNote = rt.Nix()
 	}
@@ -129,6 +136,14 @@ func checkPolicy(rt *Runtime, snap *workspace.Snapshot, snapDigest string, cfg *
 	if err != nil {
 		return nil, err
 	}
+	if res.IntegrityReused > 0 {
+		rt.Logf("lock-integrity: %d of %d locked revisions checked against results of earlier runs (%s)", res.IntegrityReused, len(res.Integrity.Entries), cachePath)
+	}
+	if cb, err := artifact.Encode(res.Integrity); err == nil {
+		if err := artifact.WriteFile(cachePath, cb, 0o644); err != nil {
+			rt.Logf("warning: lock-integrity results not kept for the next run: %v", err)
+		}
+	}
 	b, digest, err := artifact.Write(out, &artifact.Envelope[*policy.Report]{
 		Kind: policy.Spec.Kind, SchemaVersion: policy.Spec.Version, Producer: rt.Producer(),
 		Inputs:  []artifact.Input{{Kind: workspace.SnapshotSpec.Kind, Digest: snapDigest}},
@@ -138,6 +153,28 @@ func checkPolicy(rt *Runtime, snap *workspace.Snapshot, snapDigest string, cfg *
 		return nil, err
 	}
 	return &policyWritten{report: &res.Report, bytes: b, path: out, digest: digest}, nil
+}
+
+// integrityCacheFile keeps lock-integrity's results in the state
+// directory: recomputing a narHash means hashing a whole tree, and a
+// commit's never changes.
+const integrityCacheFile = "integrity-cache.json"
+
+// readIntegrityCache reads lock-integrity's earlier results; an unreadable
+// cache is ignored (everything is recomputed), never trusted in part.
+func readIntegrityCache(rt *Runtime, p string) *policy.IntegrityCache {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return nil
+	}
+	var c policy.IntegrityCache
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil || c.SchemaVersion != policy.IntegrityCacheVersion {
+		rt.Logf("warning: ignoring %s (unreadable or another version); recomputing", p)
+		return nil
+	}
+	return &c
 }
 
 func (c *PolicyCmd) listRules(rt *Runtime) error {

@@ -126,18 +126,12 @@ func parseNode(b []byte) (*Node, error) {
 		var err error
 		switch k {
 		case "inputs":
-			var ins map[string]json.RawMessage
+			var ins map[string]any
 			if err = json.Unmarshal(v, &ins); err == nil {
-				n.Inputs = map[string]InputRef{}
+				n.Inputs = make(map[string]InputRef, len(ins))
 				for in, rv := range ins {
-					var ref InputRef
-					if err = json.Unmarshal(rv, &ref.Node); err != nil {
-						ref.Node = ""
-						if err = json.Unmarshal(rv, &ref.Follows); err == nil && ref.Follows == nil {
-							err = errors.New("null follows")
-						}
-					}
-					if err != nil {
+					ref, ok := inputRef(rv)
+					if !ok {
 						return nil, fmt.Errorf("input %q: must be a node name or a follows path", in)
 					}
 					n.Inputs[in] = ref
@@ -165,28 +159,53 @@ func parseNode(b []byte) (*Node, error) {
 	return n, nil
 }
 
+// inputRef reads an input: a node name, or a follows path (a list of
+// input names, possibly empty).
+func inputRef(v any) (InputRef, bool) {
+	switch x := v.(type) {
+	case string:
+		return InputRef{Node: x}, true
+	case []any:
+		path := make([]string, len(x))
+		for i, e := range x {
+			s, ok := e.(string)
+			if !ok {
+				return InputRef{}, false
+			}
+			path[i] = s
+		}
+		return InputRef{Follows: path}, true
+	}
+	return InputRef{}, false
+}
+
 func parseAttrs(b []byte) (Attrs, error) {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(b, &m); err != nil {
+	// One decode per attribute set: flake.locks of thousands of nodes are
+	// read on every run.
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
 		return nil, err
 	}
-	a := Attrs{}
+	if m == nil {
+		return nil, errors.New("null instead of an attribute set")
+	}
+	a := make(Attrs, len(m))
 	for k, v := range m {
-		var s string
-		var f bool
-		switch {
-		case string(bytes.TrimSpace(v)) == "null":
-			return nil, fmt.Errorf("attribute %q is null", k)
-		case json.Unmarshal(v, &s) == nil:
-			a[k] = s
-		case json.Unmarshal(v, &f) == nil:
-			a[k] = f
-		default:
-			n, err := strconv.ParseInt(string(bytes.TrimSpace(v)), 10, 64)
+		switch x := v.(type) {
+		case string, bool:
+			a[k] = x
+		case json.Number:
+			n, err := strconv.ParseInt(string(x), 10, 64)
 			if err != nil {
 				return nil, fmt.Errorf("attribute %q: want a string, integer or boolean", k)
 			}
 			a[k] = n
+		case nil:
+			return nil, fmt.Errorf("attribute %q is null", k)
+		default:
+			return nil, fmt.Errorf("attribute %q: want a string, integer or boolean", k)
 		}
 	}
 	return a, nil

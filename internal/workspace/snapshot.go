@@ -4,7 +4,11 @@
 // stage reads.
 package workspace
 
-import "github.com/lambda-os/lambda-check/internal/artifact"
+import (
+	"sort"
+
+	"github.com/lambda-os/lambda-check/internal/artifact"
+)
 
 // SnapshotSpec identifies the snapshot artifact.
 var SnapshotSpec = artifact.Spec{Kind: artifact.KindPrefix + "snapshot", Version: 1}
@@ -134,6 +138,11 @@ func (s *Snapshot) Count() {
 
 // Submodule returns the submodule at path, or nil.
 func (s *Snapshot) Submodule(path string) *Submodule {
+	// Submodules are sorted by path; a hand-built snapshot may not be.
+	i := sort.Search(len(s.Submodules), func(i int) bool { return s.Submodules[i].Path >= path })
+	if i < len(s.Submodules) && s.Submodules[i].Path == path {
+		return &s.Submodules[i]
+	}
 	for i := range s.Submodules {
 		if s.Submodules[i].Path == path {
 			return &s.Submodules[i]

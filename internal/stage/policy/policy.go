@@ -101,12 +101,43 @@ type Request struct {
 	// Changes are changes beyond the workspace's own (proposals).
 	Changes     []Change
 	Parallelism int
+	// Fresh says the snapshot was taken just now under the state lock, so
+	// a clean submodule's files on disk are its gitlink's: metadata is
+	// read from disk instead of from git objects.
+	Fresh bool
+	// Integrity are locked attributes computed by earlier runs (see
+	// IntegrityCache); nil starts empty.
+	Integrity *IntegrityCache
 }
 
 // Result is the stage's outcome.
 type Result struct {
 	Report Report
+	// Integrity holds the locked attributes lock-integrity used this run,
+	// for the next run; IntegrityReused says how many came from the
+	// request's.
+	Integrity       *IntegrityCache
+	IntegrityReused int
 }
+
+// IntegrityCache remembers the attributes Nix would lock for a revision
+// ("narHash", "lastModified", "revCount"), keyed by input type and commit
+// id. A commit id fixes its tree, time and history, so an entry never goes
+// stale; recomputing it means hashing the whole tree.
+type IntegrityCache struct {
+	SchemaVersion int                       `json:"schemaVersion"`
+	Entries       map[string]IntegrityEntry `json:"entries"`
+}
+
+// IntegrityEntry is what was computed for one revision.
+type IntegrityEntry struct {
+	NarHash      string `json:"narHash"`
+	LastModified int64  `json:"lastModified"`
+	RevCount     int64  `json:"revCount,omitempty"`
+}
+
+// IntegrityCacheVersion is the cache file's schema version.
+const IntegrityCacheVersion = 1
 
 // Input is what every rule reads.
 type Input struct {
@@ -120,8 +151,16 @@ type Input struct {
 	Now       time.Time
 	ConfigDir string
 	Par       int
+	// Integrity holds locked attributes computed before, by input type
+	// and revision; lock-integrity adds what it computes.
+	Integrity *IntegrityCache
 
-	usedNow bool
+	// IntegrityReused counts lock-integrity results taken from Integrity.
+	IntegrityReused int
+
+	usedNow    bool
+	rootInputs map[string][]string // node -> root inputs resolving to it
+	previous   map[string]IntegrityEntry
 }
 
 // ErrLockChanged: flake.lock is not the one the snapshot saw.
@@ -134,7 +173,12 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 	if par <= 0 {
 		par = 4 * runtime.GOMAXPROCS(0)
 	}
-	in := &Input{Root: snap.Root, Snapshot: snap, Now: req.Now, ConfigDir: req.Config.Dir, Par: par}
+	in := &Input{Root: snap.Root, Snapshot: snap, Now: req.Now, ConfigDir: req.Config.Dir, Par: par,
+		Integrity: &IntegrityCache{SchemaVersion: IntegrityCacheVersion, Entries: map[string]IntegrityEntry{}}}
+	var previous map[string]IntegrityEntry
+	if req.Integrity != nil && req.Integrity.SchemaVersion == IntegrityCacheVersion {
+		previous = req.Integrity.Entries
+	}
 	if snap.FlakeLock.Digest != "" {
 		p := filepath.Join(snap.Root, "flake.lock")
 		b, err := os.ReadFile(p)
@@ -152,7 +196,7 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 	reg, err := workspace.BuildRegistry(ctx, workspace.RegistryRequest{
 		Snapshot: snap, Lock: in.Lock, Parallelism: par,
 		ReadMetadata: func(_ context.Context, m *workspace.Submodule) ([]byte, error) {
-			return readMetadata(snap.Root, m)
+			return readMetadata(snap.Root, m, req.Fresh)
 		},
 	})
 	if err != nil {
@@ -162,11 +206,12 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 	in.Changes = workspaceChanges(snap)
 	in.Changes = append(in.Changes, req.Changes...)
 
+	in.previous = previous
 	rep, err := check(ctx, in, req.Config, snap.FlakeLock)
 	if err != nil {
 		return nil, err
 	}
-	return &Result{Report: rep}, nil
+	return &Result{Report: rep, Integrity: in.Integrity, IntegrityReused: in.IntegrityReused}, nil
 }
 
 // check runs the enabled rules over an input.
@@ -238,8 +283,12 @@ func evaluate(ctx context.Context, req Request, in *Input) flake.Evaluation {
 	return e
 }
 
-// readMetadata returns a submodule's metadata.json at its gitlink.
-func readMetadata(root string, m *workspace.Submodule) ([]byte, error) {
+// readMetadata returns a submodule's metadata.json at its gitlink. When
+// the snapshot is fresh and the submodule clean, the index and the work tree
+// are the gitlink's tree (that is what clean means), so the file is read
+// from disk once its content matches the index's blob; otherwise, and if
+// anything disagrees, from git's objects.
+func readMetadata(root string, m *workspace.Submodule, fresh bool) ([]byte, error) {
 	if m.Gitlink == "" {
 		return nil, fmt.Errorf("%s: no gitlink: %w", m.Path, fs.ErrNotExist)
 	}
@@ -249,6 +298,12 @@ func readMetadata(root string, m *workspace.Submodule) ([]byte, error) {
 	r, err := gitrepo.Open(filepath.Join(root, filepath.FromSlash(m.Path)))
 	if err != nil {
 		return nil, err
+	}
+	if fresh && m.State == workspace.StateClean {
+		b, err := r.ReadIndexedFile(workspace.MetadataFile)
+		if err == nil || errors.Is(err, fs.ErrNotExist) {
+			return b, err
+		}
 	}
 	return r.ReadFile(plumbing.NewHash(m.Gitlink), workspace.MetadataFile)
 }

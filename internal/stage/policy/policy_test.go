@@ -48,10 +48,24 @@ func runPolicy(t *testing.T, root string, nix *nixcli.Nix, edit func(*Config)) R
 	if edit != nil {
 		edit(cfg)
 	}
-	res, err := Run(context.Background(), Request{
-		Snapshot: takeSnapshot(t, root), Config: cfg, Nix: nix, NixNote: "nix not used by this test", Now: now,
-	})
+	req := Request{Snapshot: takeSnapshot(t, root), Config: cfg, NixNote: "nix not used by this test", Now: now}
+	if nix != nil {
+		req.Nix = nix
+	}
+	res, err := Run(context.Background(), req)
 	assert.NilError(t, err)
+	// Reading metadata from the checkout (fresh snapshot, clean submodule)
+	// and from git's objects must give the same report; so must a run that
+	// takes lock-integrity's results from the first.
+	req.Fresh, req.Integrity = true, res.Integrity
+	again, err := Run(context.Background(), req)
+	assert.NilError(t, err)
+	a, err := artifact.Encode(res.Report)
+	assert.NilError(t, err)
+	b, err := artifact.Encode(again.Report)
+	assert.NilError(t, err)
+	assert.Equal(t, string(b), string(a))
+	assert.Equal(t, again.IntegrityReused, len(res.Integrity.Entries))
 	return res.Report
 }
 

@@ -144,25 +144,27 @@ func short(h string) string {
 	return h
 }
 
-// inputSubject names a lock node by the root inputs resolving to it, or by
-// its id when none does.
-func inputSubject(l *flake.Lock, node string) Subject {
-	var ins []string
-	for name := range l.Nodes[l.Root].Inputs {
-		if n, err := l.Resolve(l.Root, name); err == nil && n == node {
-			ins = append(ins, name)
+// inputSubject names a lock node by the root inputs resolving to it, or,
+// for a transitive input, by its path from the root.
+func (in *Input) inputSubject(node string) Subject {
+	if in.rootInputs == nil {
+		l := in.Lock
+		in.rootInputs = map[string][]string{}
+		if roots, err := l.RootInputs(); err == nil {
+			for _, ri := range roots {
+				in.rootInputs[ri.Node] = append(in.rootInputs[ri.Node], ri.Input)
+			}
 		}
 	}
-	sort.Strings(ins)
-	if len(ins) == 0 {
-		// A transitive input: named by its path from the root, as
-		// --override-input and flake.nix overrides name it.
-		if p := lockPath(l, node); p != nil {
-			return Subject{Kind: KindInput, Name: strings.Join(p, "/")}
-		}
-		return Subject{Kind: KindInput, Name: node}
+	if ins := in.rootInputs[node]; len(ins) > 0 {
+		return Subject{Kind: KindInput, Name: strings.Join(ins, ", ")}
 	}
-	return Subject{Kind: KindInput, Name: strings.Join(ins, ", ")}
+	// A transitive input: named by its path from the root, as
+	// --override-input and flake.nix overrides name it.
+	if p := lockPath(in.Lock, node); p != nil {
+		return Subject{Kind: KindInput, Name: strings.Join(p, "/")}
+	}
+	return Subject{Kind: KindInput, Name: node}
 }
 
 func sortedNodes(l *flake.Lock) []string {
@@ -312,7 +314,7 @@ func checkLocalOverride(_ context.Context, in *Input, opts any) ([]Finding, []st
 			if a == nil {
 				continue
 			}
-			subj := inputSubject(in.Lock, id)
+			subj := in.inputSubject(id)
 			if workspace.IsLocal(a) {
 				name := localName(a)
 				if !matchAny(o.AllowedURLs, name) {
@@ -478,7 +480,7 @@ func checkFollows(_ context.Context, in *Input, opts any) ([]Finding, []string, 
 				hint = fmt.Sprintf("in flake.nix: %s.inputs.%s.follows = %q;", strings.Join(p, ".inputs."), s, s)
 			}
 			out = append(out, Finding{
-				Subject: inputSubject(l, id),
+				Subject: in.inputSubject(id),
 				Message: fmt.Sprintf("has its own %s (node %s), not the workspace's (node %s)", s, got, want),
 				Hint:    hint,
 			})
@@ -544,9 +546,20 @@ func checkLockIntegrity(ctx context.Context, in *Input, _ any) ([]Finding, []str
 	}
 	results := make([]*Finding, len(jobs))
 	checked := make([]bool, len(jobs))
+	computed := make([]*IntegrityEntry, len(jobs))
+	cached := 0
+	for i, j := range jobs {
+		if e, ok := in.previous[integrityKey(in.Lock, j.pin)]; ok {
+			computed[i] = &e
+			cached++
+		}
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(in.Par)
 	for i, j := range jobs {
+		if computed[i] != nil {
+			continue
+		}
 		g.Go(func() error {
 			if err := gctx.Err(); err != nil {
 				return err
@@ -569,29 +582,45 @@ func checkLockIntegrity(ctx context.Context, in *Input, _ any) ([]Finding, []str
 			if err != nil {
 				return fmt.Errorf("%s at %s: %w", j.path, short(j.pin.Rev), err)
 			}
-			checked[i] = true
-			var bad []string
-			for _, k := range []string{"narHash", "lastModified", "revCount"} {
-				want, ok := locked[k]
-				if !ok {
-					continue
-				}
-				if have := got[k]; have != want {
-					bad = append(bad, fmt.Sprintf("%s is %v, recomputed %v", k, want, have))
-				}
-			}
-			if len(bad) > 0 {
-				results[i] = &Finding{
-					Subject: inputSubject(in.Lock, j.pin.Node),
-					Message: fmt.Sprintf("flake.lock entry for %s at %s does not match the repository: %s", j.path, short(j.pin.Rev), strings.Join(bad, "; ")),
-					Hint:    "the lock was edited by hand or the history was rewritten: re-lock the input with 'nix flake lock --update-input' and review the change",
-				}
-			}
+			e := IntegrityEntry{NarHash: got.String("narHash")}
+			e.LastModified, _ = got.Int("lastModified")
+			e.RevCount, _ = got.Int("revCount")
+			computed[i] = &e
 			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return nil, nil, err
+	}
+	for i, j := range jobs {
+		e := computed[i]
+		if e == nil {
+			continue
+		}
+		checked[i] = true
+		in.Integrity.Entries[integrityKey(in.Lock, j.pin)] = *e
+		locked := in.Lock.Nodes[j.pin.Node].Locked
+		have := map[string]any{"narHash": e.NarHash, "lastModified": e.LastModified}
+		if locked.Type() == "git" {
+			have["revCount"] = e.RevCount
+		}
+		var bad []string
+		for _, k := range []string{"narHash", "lastModified", "revCount"} {
+			want, ok := locked[k]
+			if !ok {
+				continue
+			}
+			if h, ok := have[k]; ok && h != want {
+				bad = append(bad, fmt.Sprintf("%s is %v, recomputed %v", k, want, h))
+			}
+		}
+		if len(bad) > 0 {
+			results[i] = &Finding{
+				Subject: in.inputSubject(j.pin.Node),
+				Message: fmt.Sprintf("flake.lock entry for %s at %s does not match the repository: %s", j.path, short(j.pin.Rev), strings.Join(bad, "; ")),
+				Hint:    "the lock was edited by hand or the history was rewritten: re-lock the input with 'nix flake lock --update-input' and review the change",
+			}
+		}
 	}
 	var out []Finding
 	n := 0
@@ -603,7 +632,17 @@ func checkLockIntegrity(ctx context.Context, in *Input, _ any) ([]Finding, []str
 			out = append(out, *results[i])
 		}
 	}
-	return out, []string{fmt.Sprintf("%d locked revisions recomputed; %d skipped (revision not in the local repository)", n, len(jobs)-n)}, nil
+	// Whether a result came from an earlier run is left out of the
+	// artifact, which depends only on the workspace.
+	in.IntegrityReused = cached
+	note := fmt.Sprintf("%d locked revisions recomputed; %d skipped (revision not in the local repository)", n, len(jobs)-n)
+	return out, []string{note}, nil
+}
+
+// integrityKey names what a lock entry's attributes are computed from: the
+// input type (which fixes how the tree is exported) and the commit.
+func integrityKey(l *flake.Lock, p workspace.Pin) string {
+	return l.Nodes[p.Node].Locked.Type() + ":" + p.Rev
 }
 
 // --- registry
