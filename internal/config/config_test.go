@@ -50,3 +50,15 @@ func FuzzParse(f *testing.F) {
 		_, _ = config.Parse(b, "fuzz")
 	})
 }
+
+func TestGraphExclude(t *testing.T) {
+	t.Parallel()
+	cfg, err := Parse([]byte(`{"schemaVersion": 1}`), "t")
+	assert.NilError(t, err)
+	assert.DeepEqual(t, cfg.GraphExclude(), DefaultGraphExclude)
+	cfg, err = Parse([]byte(`{"schemaVersion": 1, "graph": {"exclude": []}}`), "t")
+	assert.NilError(t, err)
+	assert.DeepEqual(t, cfg.GraphExclude(), []string{})
+	_, err = Parse([]byte(`{"schemaVersion": 1, "graph": {"exclude": ["["]}}`), "t")
+	assert.ErrorContains(t, err, `graph.exclude: bad pattern "["`)
+}
