@@ -53,12 +53,12 @@ func FuzzParse(f *testing.F) {
 
 func TestGraphExclude(t *testing.T) {
 	t.Parallel()
-	cfg, err := Parse([]byte(`{"schemaVersion": 1}`), "t")
+	cfg, err := config.Parse([]byte(`{"schemaVersion": 1}`), "t")
 	assert.NilError(t, err)
-	assert.DeepEqual(t, cfg.GraphExclude(), DefaultGraphExclude)
-	cfg, err = Parse([]byte(`{"schemaVersion": 1, "graph": {"exclude": []}}`), "t")
+	assert.DeepEqual(t, cfg.GraphExclude(), config.DefaultGraphExclude)
+	cfg, err = config.Parse([]byte(`{"schemaVersion": 1, "graph": {"exclude": []}}`), "t")
 	assert.NilError(t, err)
 	assert.DeepEqual(t, cfg.GraphExclude(), []string{})
-	_, err = Parse([]byte(`{"schemaVersion": 1, "graph": {"exclude": ["["]}}`), "t")
+	_, err = config.Parse([]byte(`{"schemaVersion": 1, "graph": {"exclude": ["["]}}`), "t")
 	assert.ErrorContains(t, err, `graph.exclude: bad pattern "["`)
 }
