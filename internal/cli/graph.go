@@ -56,7 +56,7 @@ func loadGraph(rt *Runtime, all, noEval bool) (*plan.GraphView, error) {
 	if err != nil {
 		return nil, err
 	}
-	req := plan.GraphRequest{Workspace: rt.WorkspaceDir(), Exclude: cfg.GraphExclude(), Why: "not evaluated (--no-eval)"}
+	req := plan.GraphRequest{Workspace: rt.WorkspaceDir(), Exclude: cfg.GraphExclude(), Why: "--no-eval was given"}
 	if all {
 		req.Exclude = nil
 	}
@@ -119,7 +119,7 @@ func renderGraph(rt *Runtime, v *plan.GraphView, order *plan.Plan) {
 			rt.Printf("stale: %s: flake.nix declares %s, flake.lock records %s\n", s.Input, s.Declared, s.Locked)
 		}
 	} else {
-		rt.Logf("flake.nix %s: declared follows not compared", v.FlakeNix.Note)
+		rt.Logf("flake.nix not evaluated (%s): its declared follows were not compared with flake.lock", v.FlakeNix.Note)
 	}
 }
 

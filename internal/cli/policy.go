@@ -124,7 +124,7 @@ type policyWritten struct {
 // artifact; the caller holds the state lock.
 func checkPolicy(rt *Runtime, sd *statedir.Dir, snap *workspace.Snapshot, snapDigest string, fresh bool, cfg *policy.Config, now time.Time, noEval bool, out string) (*policyWritten, error) {
 	cachePath := sd.File(integrityCacheFile)
-	req := policy.Request{Snapshot: snap, Config: cfg, Now: now, NixNote: "not evaluated (--no-eval)", Fresh: fresh,
+	req := policy.Request{Snapshot: snap, Config: cfg, Now: now, NixNote: "--no-eval was given", Fresh: fresh,
 		Integrity: readIntegrityCache(rt, cachePath)}
 	if !noEval {
 		req.Nix, req.NixNote = rt.Nix()
@@ -218,7 +218,7 @@ func renderPolicy(rt *Runtime, r *policy.Report) {
 		}
 	}
 	if !r.FlakeNix.Evaluated {
-		rt.Logf("flake.nix %s: only flake.lock was checked", r.FlakeNix.Note)
+		rt.Logf("flake.nix not evaluated (%s): only flake.lock was checked", r.FlakeNix.Note)
 	}
 }
 

@@ -68,7 +68,7 @@ func Parse(b []byte, name string) (*Config, error) {
 		SchemaVersion *int `json:"schemaVersion"`
 	}
 	if err := json.Unmarshal(b, &probe); err != nil {
-		return nil, fmt.Errorf("config %s: %w", name, syntaxError(b, err))
+		return nil, fmt.Errorf("config %s: %w", name, WithPosition(b, err))
 	}
 	if probe.SchemaVersion == nil {
 		return nil, fmt.Errorf("config %s: missing \"schemaVersion\" (this build reads %d)", name, Version)
@@ -80,7 +80,7 @@ func Parse(b []byte, name string) (*Config, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(cfg); err != nil {
-		return nil, fmt.Errorf("config %s: %w", name, syntaxError(b, err))
+		return nil, fmt.Errorf("config %s: %w", name, WithPosition(b, err))
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("config %s: trailing data after the JSON object", name)
@@ -124,8 +124,9 @@ func (c *Config) validate() error {
 	return nil
 }
 
-// syntaxError adds the line and column to a JSON syntax error.
-func syntaxError(b []byte, err error) error {
+// WithPosition adds the line and column in b to a JSON syntax or type
+// error; other errors are returned as they are.
+func WithPosition(b []byte, err error) error {
 	var se *json.SyntaxError
 	var te *json.UnmarshalTypeError
 	off := int64(-1)

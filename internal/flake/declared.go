@@ -190,7 +190,7 @@ func EvaluateInputs(ctx context.Context, ev Evaluator, flakeNix, why string) (ma
 	}
 	out, err := ev.FlakeInputs(ctx, flakeNix)
 	if err != nil {
-		return nil, Evaluation{Note: "flake.nix could not be evaluated: " + err.Error()}
+		return nil, Evaluation{Note: "nix-instantiate failed: " + err.Error()}
 	}
 	decl, err := ParseDeclaredInputs(out)
 	if err != nil {

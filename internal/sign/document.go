@@ -160,7 +160,7 @@ func Verify(doc []byte, domain, subject string, reg *Registry) (Check, error) {
 			out.Problems = append(out.Problems, fmt.Sprintf("signature by %q does not verify", s.KeyID))
 			continue
 		}
-		if !k.MayVerify(subject) {
+		if !k.MaySign(subject) {
 			out.Problems = append(out.Problems, fmt.Sprintf("key %q may not sign for %q", s.KeyID, subject))
 			continue
 		}

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -25,13 +23,6 @@ const RegistryVersion = 1
 
 // keyIDPattern keeps key ids printable and free of path characters.
 var keyIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$`)
-
-// Fingerprint is a public key's short, stable name: "ed25519:" and the
-// first 16 hex digits of the key's sha256.
-func Fingerprint(pub ed25519.PublicKey) string {
-	sum := sha256.Sum256(pub)
-	return "ed25519:" + hex.EncodeToString(sum[:8])
-}
 
 // PrivateKey is a signing key as stored in a key file (mode 0600).
 type PrivateKey struct {
@@ -196,8 +187,8 @@ func (r *Registry) Lookup(id string) *Key {
 	return nil
 }
 
-// MayVerify reports whether the key may sign for subject (a module name).
-func (k *Key) MayVerify(subject string) bool {
+// MaySign reports whether the key may sign for subject (a module name).
+func (k *Key) MaySign(subject string) bool {
 	for _, m := range k.Modules {
 		if ok, _ := path.Match(m, subject); ok {
 			return true

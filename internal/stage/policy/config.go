@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/lambda-os/lambda-check/internal/config"
 )
 
 // ConfigVersion is the policy configuration schema version this build
@@ -68,7 +70,7 @@ func ParseConfig(b []byte, name, dir string) (*Config, error) {
 		Rules         map[string]json.RawMessage `json:"rules"`
 	}
 	if err := strict(b, &top); err != nil {
-		return fail("%v", withPosition(b, err))
+		return fail("%v", config.WithPosition(b, err))
 	}
 	if top.SchemaVersion == nil {
 		return fail("missing \"schemaVersion\" (this build reads %d)", ConfigVersion)
@@ -151,22 +153,4 @@ func strict(b []byte, v any) error {
 		return errors.New("trailing data after the JSON value")
 	}
 	return nil
-}
-
-func withPosition(b []byte, err error) error {
-	var se *json.SyntaxError
-	var te *json.UnmarshalTypeError
-	off := int64(-1)
-	switch {
-	case errors.As(err, &se):
-		off = se.Offset
-	case errors.As(err, &te):
-		off = te.Offset
-	}
-	if off < 0 || off > int64(len(b)) {
-		return err
-	}
-	line := 1 + bytes.Count(b[:off], []byte("\n"))
-	col := off - int64(bytes.LastIndexByte(b[:off], '\n'))
-	return fmt.Errorf("line %d, column %d: %w", line, col, err)
 }

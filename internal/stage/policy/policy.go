@@ -169,6 +169,9 @@ var ErrLockChanged = errors.New("flake.lock changed since the snapshot was taken
 // Run checks every enabled rule.
 func Run(ctx context.Context, req Request) (*Result, error) {
 	snap := req.Snapshot
+	if req.Config == nil {
+		req.Config = DefaultConfig(snap.Root)
+	}
 	par := req.Parallelism
 	if par <= 0 {
 		par = 4 * runtime.GOMAXPROCS(0)
