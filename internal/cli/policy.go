@@ -105,6 +105,8 @@ func (c *PolicyCmd) Run(rt *Runtime) error {
 		rt.Logf("wrote %s (%s)", out, digest)
 	}
 	switch {
+	case rep.Summary.Verdict == "unknown":
+		return &exitcode.FailError{Reason: "policy: " + rep.Summary.Reason}
 	case rep.Summary.Deny > 0:
 		return &exitcode.FailError{Reason: fmt.Sprintf("policy: %s", plural(rep.Summary.Deny, "deny finding"))}
 	case c.FailOn == "warn" && rep.Summary.Warn > 0:

@@ -16,8 +16,10 @@ type Graph struct {
 	// Cycles are the strongly connected components with more than one
 	// member (or a node that needs itself), members sorted.
 	Cycles [][]string `json:"cycles"`
-	// Excluded are the infrastructure nodes left out, sorted.
-	Excluded []string `json:"excluded"`
+	// Excluded are the infrastructure nodes left out, sorted, and
+	// ExcludedInputs the root inputs resolving to them.
+	Excluded       []string `json:"excluded"`
+	ExcludedInputs []string `json:"excludedInputs"`
 }
 
 // GraphNode is a lock node.
@@ -109,10 +111,11 @@ func NewGraph(l *Lock, opts GraphOptions) (*Graph, error) {
 			direct[id] = append(direct[id], e)
 		}
 	}
-	g := &Graph{Nodes: []GraphNode{}, Edges: []Edge{}, Cycles: [][]string{}, Excluded: []string{}}
+	g := &Graph{Nodes: []GraphNode{}, Edges: []Edge{}, Cycles: [][]string{}, Excluded: []string{}, ExcludedInputs: []string{}}
 	for _, id := range ids {
 		if excluded[id] {
 			g.Excluded = append(g.Excluded, id)
+			g.ExcludedInputs = append(g.ExcludedInputs, inputsOf[id]...)
 			continue
 		}
 		n := l.Nodes[id]
@@ -140,6 +143,7 @@ func NewGraph(l *Lock, opts GraphOptions) (*Graph, error) {
 			}
 		}
 	}
+	sort.Strings(g.ExcludedInputs)
 	sort.Slice(g.Edges, func(i, j int) bool {
 		a, b := g.Edges[i], g.Edges[j]
 		if a.From != b.From {

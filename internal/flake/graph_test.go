@@ -65,6 +65,7 @@ func TestGraph(t *testing.T) {
 	g, err = NewGraph(l, GraphOptions{Exclude: []string{"nixpkgs", "nixpkgs_*"}})
 	assert.NilError(t, err)
 	assert.DeepEqual(t, g.Excluded, []string{"nixpkgs_2"})
+	assert.DeepEqual(t, g.ExcludedInputs, []string{"nixpkgs"})
 	assert.Assert(t, g.Node("nixpkgs_2") == nil)
 	assert.DeepEqual(t, g.Needs("sdk"), []string(nil))
 	assert.DeepEqual(t, g.Needs("chat"), []string{"liblogos", "sdk", "waku"})

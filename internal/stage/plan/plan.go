@@ -234,7 +234,7 @@ func uniqueSorted(s []string) []string {
 
 func excludedAmong(g *flake.Graph, names []string) []string {
 	ex := map[string]bool{}
-	for _, e := range g.Excluded {
+	for _, e := range g.ExcludedInputs {
 		ex[e] = true
 	}
 	var out []string

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sort"
@@ -137,6 +138,14 @@ func TestPlanThroughUnchanged(t *testing.T) {
 
 	_, err = Run(context.Background(), Request{Graph: graphOf(t, l), Changes: []string{"nope", "app"}})
 	assert.ErrorContains(t, err, "no such flake input: nope")
+
+	// An input left out as infrastructure is named as such.
+	g, err := flake.NewGraph(l, flake.GraphOptions{Exclude: []string{"sdk"}})
+	assert.NilError(t, err)
+	_, err = Run(context.Background(), Request{Graph: g, Changes: []string{"sdk-alias"}})
+	var ue *UnknownInputError
+	assert.Assert(t, errors.As(err, &ue))
+	assert.DeepEqual(t, ue.Excluded, []string{"sdk-alias"})
 }
 
 func TestPlanCycle(t *testing.T) {

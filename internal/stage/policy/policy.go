@@ -62,11 +62,14 @@ type RuleRun struct {
 	Notes []string `json:"notes"`
 }
 
-// Summary counts findings. Verdict is "fail" when a deny finding exists.
+// Summary counts findings. Verdict is "fail" when a deny finding exists,
+// "unknown" when there was nothing to check (no submodule and no
+// flake.lock: nothing checked is never healthy), else "pass".
 type Summary struct {
 	Deny    int    `json:"deny"`
 	Warn    int    `json:"warn"`
 	Verdict string `json:"verdict"`
+	Reason  string `json:"reason,omitempty"`
 }
 
 // Report is the payload of policy.json.
@@ -262,9 +265,14 @@ func check(ctx context.Context, in *Input, cfg *Config, lock workspace.FileDiges
 			rep.Summary.Warn++
 		}
 	}
-	rep.Summary.Verdict = "pass"
-	if rep.Summary.Deny > 0 {
+	switch {
+	case rep.Summary.Deny > 0:
 		rep.Summary.Verdict = "fail"
+	case len(in.Snapshot.Submodules) == 0 && in.Lock == nil:
+		rep.Summary.Verdict = "unknown"
+		rep.Summary.Reason = "nothing to check: the workspace has no submodules and no flake.lock"
+	default:
+		rep.Summary.Verdict = "pass"
 	}
 	if in.usedNow {
 		rep.Now = in.Now.Unix()

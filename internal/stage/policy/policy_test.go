@@ -293,3 +293,12 @@ func TestCheckoutDrift(t *testing.T) {
 		assert.Check(t, f.Rule != "checkout-drift", f)
 	}
 }
+
+// Nothing to check is never a pass.
+func TestNothingToCheck(t *testing.T) {
+	t.Parallel()
+	res, err := Run(context.Background(), Request{Snapshot: &workspace.Snapshot{Root: t.TempDir()}, Now: now})
+	assert.NilError(t, err)
+	assert.Equal(t, res.Report.Summary.Verdict, "unknown")
+	assert.Check(t, is.Contains(res.Report.Summary.Reason, "no submodules and no flake.lock"))
+}
