@@ -225,6 +225,9 @@ func check(ctx context.Context, in *Input, cfg *Config, lock workspace.FileDiges
 	rep := Report{FlakeLock: lock, FlakeNix: in.FlakeNix, Rules: []RuleRun{}, Findings: []Finding{}, Registry: in.Registry}
 	for _, r := range rules {
 		rc := cfg.Rules[r.id]
+		if rc == nil {
+			rc = DefaultConfig(cfg.Dir).Rules[r.id]
+		}
 		run := RuleRun{ID: r.id, Enabled: rc.Enabled, Severity: rc.Severity, Notes: []string{}}
 		if rc.Enabled {
 			fs, notes, err := r.check(ctx, in, rc.Options)
