@@ -3,11 +3,15 @@ package workspace
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"sort"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/lambda-os/lambda-check/internal/artifact"
 	"github.com/lambda-os/lambda-check/internal/flake"
 )
 
@@ -215,4 +219,29 @@ func BuildRegistry(ctx context.Context, req RegistryRequest) (*Registry, error) 
 	}
 	sort.Slice(reg.Repos, func(i, j int) bool { return reg.Repos[i].Path < reg.Repos[j].Path })
 	return reg, nil
+}
+
+// ErrLockChanged: flake.lock is not the one the snapshot saw.
+var ErrLockChanged = errors.New("flake.lock changed since the snapshot was taken")
+
+// ReadLock reads the workspace's flake.lock as the snapshot saw it: nil
+// when the snapshot recorded none, ErrLockChanged when the file has changed
+// since.
+func ReadLock(snap *Snapshot) (*flake.Lock, error) {
+	if snap.FlakeLock.Digest == "" {
+		return nil, nil
+	}
+	p := filepath.Join(snap.Root, "flake.lock")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("read flake.lock: %w", err)
+	}
+	if artifact.Digest(b) != snap.FlakeLock.Digest {
+		return nil, ErrLockChanged
+	}
+	l, err := flake.ParseLock(b)
+	if err != nil {
+		return nil, fmt.Errorf("%q: %w", p, err)
+	}
+	return l, nil
 }

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"runtime"
 	"sort"
@@ -167,7 +166,7 @@ type Input struct {
 }
 
 // ErrLockChanged: flake.lock is not the one the snapshot saw.
-var ErrLockChanged = errors.New("flake.lock changed since the snapshot was taken")
+var ErrLockChanged = workspace.ErrLockChanged
 
 // Run checks every enabled rule.
 func Run(ctx context.Context, req Request) (*Result, error) {
@@ -185,19 +184,11 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 	if req.Integrity != nil && req.Integrity.SchemaVersion == IntegrityCacheVersion {
 		previous = req.Integrity.Entries
 	}
-	if snap.FlakeLock.Digest != "" {
-		p := filepath.Join(snap.Root, "flake.lock")
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return nil, fmt.Errorf("read flake.lock: %w", err)
-		}
-		if artifact.Digest(b) != snap.FlakeLock.Digest {
-			return nil, ErrLockChanged
-		}
-		if in.Lock, err = flake.ParseLock(b); err != nil {
-			return nil, fmt.Errorf("%q: %w", p, err)
-		}
+	lock, err := workspace.ReadLock(snap)
+	if err != nil {
+		return nil, err
 	}
+	in.Lock = lock
 	in.FlakeNix = evaluate(ctx, req, in)
 	reg, err := workspace.BuildRegistry(ctx, workspace.RegistryRequest{
 		Snapshot: snap, Lock: in.Lock, Parallelism: par,
