@@ -75,6 +75,7 @@ type CLI struct {
 	Snapshot SnapshotCmd `cmd:"" help:"Capture the workspace's exact state into snapshot.json."`
 	Diff     DiffCmd     `cmd:"" help:"Tell what changed between two snapshots."`
 	Policy   PolicyCmd   `cmd:"" help:"Check the workspace against the node's rules into policy.json."`
+	Upgrades UpgradesCmd `cmd:"" help:"Find upstream commits beyond each pin (fast-forwards only) into upgrades.json."`
 	Graph    GraphCmd    `cmd:"" help:"Print how the workspace's repositories depend on each other."`
 	Plan     PlanCmd     `cmd:"" help:"Order changed inputs by dependency, leaves first, into plan.json."`
 

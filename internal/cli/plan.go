@@ -3,11 +3,14 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"path/filepath"
 	"strings"
 
 	"github.com/lambda-os/lambda-check/internal/artifact"
 	"github.com/lambda-os/lambda-check/internal/exitcode"
 	"github.com/lambda-os/lambda-check/internal/stage/plan"
+	"github.com/lambda-os/lambda-check/internal/stage/upgrades"
 )
 
 // PlanCmd is "lambda-check plan".
@@ -24,8 +27,9 @@ func (c *PlanCmd) Help() string {
 writes plan.json. Every change comes after every change it needs, directly or
 through inputs that do not change; a level holds changes independent of each
 other, sorted by name. Members of a dependency cycle move together and the
-cycle is listed. Without --input or --all, the plan is for the upgrades the
-upgrades stage found (not in this build yet).`
+cycle is listed. Without --input or --all, the plan is for the upgrades
+'lambda-check upgrades' found (<state-dir>/upgrades.json); upgraded
+submodules that no flake input pins are listed apart, as unplaced.`
 }
 
 // Run writes the plan.
@@ -33,18 +37,43 @@ func (c *PlanCmd) Run(rt *Runtime) error {
 	if c.All && len(c.Input) > 0 {
 		return errUsage("--all and --input exclude each other")
 	}
-	if !c.All && len(c.Input) == 0 {
-		return exitcode.Input(errors.New("no changes to plan: the upgrades stage, which finds them, is not in this build"), "name the inputs that change with --input NAME (repeatable), or plan them all with --all")
-	}
 	v, err := loadGraph(rt, false, c.NoEval)
 	if err != nil {
 		return err
 	}
-	changes := c.Input
-	if c.All {
+	changes, unplaced := c.Input, []string(nil)
+	var inputs []artifact.Input
+	switch {
+	case c.All:
 		changes = v.RootInputs()
+	case len(changes) == 0:
+		// The upgrades the upgrades stage found.
+		p := filepath.Join(rt.StateDirPath(), "upgrades.json")
+		env, b, err := artifact.Read[upgrades.Upgrades](p, upgrades.Spec)
+		if errors.Is(err, fs.ErrNotExist) {
+			return exitcode.Input(fmt.Errorf("no changes to plan: %s does not exist", p), "run 'lambda-check upgrades' first, or name the inputs that change with --input NAME, or plan them all with --all")
+		}
+		if err != nil {
+			return exitcode.Input(fmt.Errorf("read upgrades: %w", err), "")
+		}
+		if env.Payload.Base.FlakeLock != v.FlakeLock.Digest {
+			return exitcode.Input(fmt.Errorf("%s was found for another flake.lock than the workspace's", p), "run 'lambda-check upgrades' again")
+		}
+		inputs = []artifact.Input{{Kind: upgrades.Spec.Kind, Digest: artifact.Digest(b)}}
+		for _, r := range env.Payload.Repos {
+			if !r.IsUpgrade() {
+				continue
+			}
+			if len(r.Inputs) == 0 {
+				unplaced = append(unplaced, r.Path)
+			}
+			changes = append(changes, r.Inputs...)
+		}
+		if len(changes) == 0 && len(unplaced) == 0 {
+			rt.Logf("no upgrades in %s: the plan is empty", p)
+		}
 	}
-	res, err := plan.Run(rt.Ctx, plan.Request{Graph: &v.Graph, Changes: changes, FlakeLock: v.FlakeLock})
+	res, err := plan.Run(rt.Ctx, plan.Request{Graph: &v.Graph, Changes: changes, FlakeLock: v.FlakeLock, Unplaced: unplaced})
 	var ue *plan.UnknownInputError
 	if errors.As(err, &ue) {
 		hint := "'lambda-check graph' lists the inputs"
@@ -66,7 +95,7 @@ func (c *PlanCmd) Run(rt *Runtime) error {
 		out = rt.Abs(c.Out)
 	}
 	b, digest, err := artifact.Write(out, &artifact.Envelope[*plan.Plan]{
-		Kind: plan.Spec.Kind, SchemaVersion: plan.Spec.Version, Producer: rt.Producer(), Payload: &res.Plan,
+		Kind: plan.Spec.Kind, SchemaVersion: plan.Spec.Version, Producer: rt.Producer(), Inputs: inputs, Payload: &res.Plan,
 	})
 	if err != nil {
 		return err
@@ -104,6 +133,9 @@ func renderPlan(rt *Runtime, p *plan.Plan) {
 			}
 			rt.Printf("%s\n", line)
 		}
+	}
+	if len(p.Unplaced) > 0 {
+		rt.Printf("  no flake input (unordered): %s\n", strings.Join(p.Unplaced, ", "))
 	}
 	for _, c := range p.Cycles {
 		rt.Logf("warning: %s form a dependency cycle; they change together", strings.Join(c, ", "))

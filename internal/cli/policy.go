@@ -71,21 +71,10 @@ func (c *PolicyCmd) Run(rt *Runtime) error {
 	}
 	defer unlock()
 
-	var snap *workspace.Snapshot
-	var snapDigest string
 	fresh := c.Snapshot == ""
-	if !fresh {
-		env, b, err := artifact.Read[workspace.Snapshot](rt.Abs(c.Snapshot), workspace.SnapshotSpec)
-		if err != nil {
-			return exitcode.Input(fmt.Errorf("read snapshot: %w", err), "")
-		}
-		snap, snapDigest = &env.Payload, artifact.Digest(b)
-	} else {
-		w, err := snapshotLocked(rt, sd, "")
-		if err != nil {
-			return err
-		}
-		snap, snapDigest = w.snapshot, w.digest
+	snap, snapDigest, err := snapshotFor(rt, sd, c.Snapshot)
+	if err != nil {
+		return err
 	}
 	out := sd.File("policy.json")
 	if c.Out != "" {

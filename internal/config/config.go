@@ -12,6 +12,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"time"
 )
 
 // Version is the config schema version this build reads.
@@ -23,6 +24,26 @@ type Config struct {
 	SchemaVersion int      `json:"schemaVersion"`
 	Snapshot      Snapshot `json:"snapshot"`
 	Graph         Graph    `json:"graph"`
+	Upgrades      Upgrades `json:"upgrades"`
+}
+
+// Upgrades configures how remotes are queried.
+type Upgrades struct {
+	// Parallelism bounds remotes queried at once; 0 = default (8).
+	Parallelism int `json:"parallelism,omitempty"`
+	// Timeout bounds each remote, retries included ("60s"); "" = default.
+	Timeout string `json:"timeout,omitempty"`
+	// Retries of a transient failure; 0 = default (2), -1 = none.
+	Retries int `json:"retries,omitempty"`
+	// InsteadOf rewrites remote URL prefixes, as git's
+	// url.<base>.insteadOf: {"git@github.com:": "https://github.com/"}.
+	InsteadOf map[string]string `json:"insteadOf,omitempty"`
+}
+
+// UpgradesTimeout returns the configured timeout, 0 for the default.
+func (c *Config) UpgradesTimeout() time.Duration {
+	d, _ := time.ParseDuration(c.Upgrades.Timeout)
+	return d
 }
 
 // Graph configures the dependency graph graph, plan and propose use.
@@ -110,6 +131,17 @@ func Load(p string, optional bool) (*Config, error) {
 func (c *Config) validate() error {
 	if c.Snapshot.Parallelism < 0 {
 		return fmt.Errorf("snapshot.parallelism must be >= 0, got %d", c.Snapshot.Parallelism)
+	}
+	if c.Upgrades.Parallelism < 0 {
+		return fmt.Errorf("upgrades.parallelism must be >= 0, got %d", c.Upgrades.Parallelism)
+	}
+	if c.Upgrades.Retries < -1 {
+		return fmt.Errorf("upgrades.retries must be >= -1, got %d", c.Upgrades.Retries)
+	}
+	if t := c.Upgrades.Timeout; t != "" {
+		if d, err := time.ParseDuration(t); err != nil || d <= 0 {
+			return fmt.Errorf("upgrades.timeout: %q is not a positive duration (\"60s\", \"2m\")", t)
+		}
 	}
 	for _, p := range c.Graph.Exclude {
 		if _, err := path.Match(p, ""); err != nil {

@@ -27,6 +27,9 @@ type Request struct {
 	Changes []string
 	// FlakeLock identifies the lock the graph came from.
 	FlakeLock workspace.FileDigest
+	// Unplaced are changed submodules no flake input pins: nothing orders
+	// them, and they are listed as they are.
+	Unplaced []string
 }
 
 // Plan is the payload of plan.json.
@@ -38,6 +41,9 @@ type Plan struct {
 	Levels [][]Step `json:"levels"`
 	// Cycles are the dependency cycles that hold a change, members sorted.
 	Cycles [][]string `json:"cycles"`
+	// Unplaced are changed submodules that no flake input pins (docs,
+	// tools): no order applies to them. Sorted.
+	Unplaced []string `json:"unplaced"`
 }
 
 // Step is one change in the plan.
@@ -174,7 +180,10 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 		return nil, fmt.Errorf("plan: %d of %d units left unordered", len(units)-done, len(units))
 	}
 
-	p := Plan{FlakeLock: req.FlakeLock, Changes: changes, Levels: [][]Step{}, Cycles: [][]string{}}
+	p := Plan{FlakeLock: req.FlakeLock, Changes: changes, Levels: [][]Step{}, Cycles: [][]string{}, Unplaced: uniqueSorted(req.Unplaced)}
+	if p.Unplaced == nil {
+		p.Unplaced = []string{}
+	}
 	if p.Changes == nil {
 		p.Changes = []string{}
 	}

@@ -1,0 +1,156 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/lambda-os/lambda-check/internal/artifact"
+	"github.com/lambda-os/lambda-check/internal/exitcode"
+	"github.com/lambda-os/lambda-check/internal/stage/snapshot"
+	"github.com/lambda-os/lambda-check/internal/stage/upgrades"
+	"github.com/lambda-os/lambda-check/internal/statedir"
+	"github.com/lambda-os/lambda-check/internal/workspace"
+)
+
+// UpgradesCmd is "lambda-check upgrades".
+type UpgradesCmd struct {
+	Offline     bool          `help:"Do not query remotes: compare with the submodules' already-fetched remote-tracking refs."`
+	Snapshot    string        `placeholder:"FILE" help:"Use this snapshot artifact instead of taking a new snapshot."`
+	Parallelism int           `placeholder:"N" help:"Remotes queried at once (default: upgrades.parallelism in the config, else 8)."`
+	Timeout     time.Duration `placeholder:"DURATION" help:"Time allowed per remote, retries included (default: upgrades.timeout, else 60s)."`
+	Out         string        `placeholder:"FILE" help:"Write the artifact here instead of <state-dir>/upgrades.json."`
+}
+
+// Help is shown by "lambda-check upgrades --help".
+func (c *UpgradesCmd) Help() string {
+	return `For every submodule: the branch it tracks (its branch in .gitmodules, else the
+branch its remote's HEAD names), that branch's head on the remote, and how the
+pin (the gitlink) relates to it: up-to-date, behind N (a fast-forward: an
+upgrade), ahead, diverged, or unknown with the reason (unreachable, timeout,
+auth, not-found, missing objects). Only a fast-forward is ever an upgrade.
+
+Remotes are queried through the git protocol of their URL (file, git, http,
+https, ssh), several at once, with a time limit per remote and retries of
+transient failures. Objects are fetched into stores in <state-dir>/remotes;
+the workspace and its submodules are not touched. upgrades.insteadOf in the
+config rewrites URLs, e.g. {"git@github.com:": "https://github.com/"} to read
+public repositories without SSH keys. Writes upgrades.json, which 'plan' and
+'propose' read.`
+}
+
+// Run checks the remotes.
+func (c *UpgradesCmd) Run(rt *Runtime) error {
+	cfg, err := rt.Config()
+	if err != nil {
+		return err
+	}
+	if c.Snapshot == "" {
+		if err := snapshot.CheckWorkspace(rt.WorkspaceDir()); err != nil {
+			return err
+		}
+	}
+	sd, unlock, err := rt.LockState()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	snap, snapDigest, err := snapshotFor(rt, sd, c.Snapshot)
+	if err != nil {
+		return err
+	}
+	req := upgrades.Request{
+		Snapshot: snap, Store: sd.File("remotes"), Offline: c.Offline,
+		Parallelism: cfg.Upgrades.Parallelism, Timeout: cfg.UpgradesTimeout(), Retries: cfg.Upgrades.Retries,
+		InsteadOf: cfg.Upgrades.InsteadOf,
+	}
+	if c.Parallelism > 0 {
+		req.Parallelism = c.Parallelism
+	}
+	if c.Timeout > 0 {
+		req.Timeout = c.Timeout
+	}
+	if rt.Env.IsTerminal && !rt.Globals.JSON {
+		req.Progress = func(done, total int) {
+			fmt.Fprintf(rt.Env.Stderr, "\rlambda-check: upgrades: %d/%d remotes", done, total)
+			if done == total {
+				fmt.Fprintln(rt.Env.Stderr)
+			}
+		}
+	}
+	res, err := upgrades.Run(rt.Ctx, req)
+	if errors.Is(err, workspace.ErrLockChanged) {
+		return exitcode.Input(err, "take a new snapshot (run without --snapshot)")
+	}
+	if err != nil {
+		return err
+	}
+	out := sd.File("upgrades.json")
+	if c.Out != "" {
+		out = rt.Abs(c.Out)
+	}
+	b, digest, err := artifact.Write(out, &artifact.Envelope[*upgrades.Upgrades]{
+		Kind: upgrades.Spec.Kind, SchemaVersion: upgrades.Spec.Version, Producer: rt.Producer(),
+		Inputs:  []artifact.Input{{Kind: workspace.SnapshotSpec.Kind, Digest: snapDigest}},
+		Payload: &res.Upgrades,
+	})
+	if err != nil {
+		return err
+	}
+	if rt.Globals.JSON {
+		_, err := rt.Env.Stdout.Write(b)
+		return err
+	}
+	renderUpgrades(rt, &res.Upgrades)
+	rt.Logf("wrote %s (%s)", out, digest)
+	return nil
+}
+
+// snapshotFor reads the snapshot artifact at p, or takes and writes a new
+// one when p is empty; the caller holds the state lock.
+func snapshotFor(rt *Runtime, sd *statedir.Dir, p string) (*workspace.Snapshot, string, error) {
+	if p != "" {
+		env, b, err := artifact.Read[workspace.Snapshot](rt.Abs(p), workspace.SnapshotSpec)
+		if err != nil {
+			return nil, "", exitcode.Input(fmt.Errorf("read snapshot: %w", err), "")
+		}
+		return &env.Payload, artifact.Digest(b), nil
+	}
+	w, err := snapshotLocked(rt, sd, "")
+	if err != nil {
+		return nil, "", err
+	}
+	return w.snapshot, w.digest, nil
+}
+
+func renderUpgrades(rt *Runtime, u *upgrades.Upgrades) {
+	s := u.Summary
+	mode := ""
+	if u.Offline {
+		mode = " (offline: as last fetched)"
+	}
+	rt.Printf("upgrades%s: %d behind, %d ahead, %d diverged, %d up to date, %d unknown (%d repositories)\n",
+		mode, s.Behind, s.Ahead, s.Diverged, s.UpToDate, s.Unknown, s.Repos)
+	for _, r := range u.Repos {
+		switch r.Relation {
+		case upgrades.UpToDate:
+			continue
+		case upgrades.Unknown:
+			rt.Printf("  %-9s %s: %s\n", r.Relation, r.Path, r.Reason)
+			continue
+		}
+		detail := fmt.Sprintf("%d commits", r.Behind)
+		switch r.Relation {
+		case upgrades.Ahead:
+			detail = fmt.Sprintf("%d local commits not on the remote", r.Ahead)
+		case upgrades.Diverged:
+			detail = fmt.Sprintf("%d local and %d remote commits: not a fast-forward, never proposed", r.Ahead, r.Behind)
+		}
+		inputs := ""
+		if len(r.Inputs) > 0 {
+			inputs = "  input " + strings.Join(r.Inputs, ", ")
+		}
+		rt.Printf("  %-9s %s  %s  %s → %s  (%s)%s\n", r.Relation, r.Path, r.Branch, short(r.Pin), short(r.Head), detail, inputs)
+	}
+}
