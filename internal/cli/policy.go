@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/lambda-os/lambda-check/internal/artifact"
@@ -48,18 +47,14 @@ func (c *PolicyCmd) Run(rt *Runtime) error {
 	if c.Rules {
 		return c.listRules(rt)
 	}
-	cfgPath, optional := filepath.Join(rt.WorkspaceDir(), "policy.json"), true
-	if c.Policy != "" {
-		cfgPath, optional = rt.Abs(c.Policy), false
-	}
 	if c.Snapshot == "" {
 		if err := snapshot.CheckWorkspace(rt.WorkspaceDir()); err != nil {
 			return err
 		}
 	}
-	pcfg, err := policy.LoadConfig(cfgPath, optional)
+	pcfg, err := loadPolicyConfig(rt, c.Policy)
 	if err != nil {
-		return exitcode.Input(err, "docs/policy.md describes the file; 'lambda-check policy --rules' lists the rules")
+		return err
 	}
 	now, err := rt.Clock()
 	if err != nil {

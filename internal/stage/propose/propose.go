@@ -1,0 +1,652 @@
+// Package propose is the propose stage: each upgrade becomes a proposal, a
+// directory with
+//
+//   - change.patch: a git-format patch that moves the submodule's gitlink
+//     and its flake.lock node (rev, narHash, lastModified, revCount, all
+//     computed in-process) together, so the two pins never drift;
+//   - flake.nix and flake.lock: a flake whose outputs are the workspace's,
+//     built with that input at the new revision, for nix build, nix flake
+//     check and Hydra (hydraJobs);
+//   - proposal.json: what moves where, the base it applies to, the
+//     commits it brings, the policy findings the change introduces, and
+//     the digest of every other file.
+//
+// Nothing in the workspace is written: the patch's trees and commit are
+// hashed in memory, the new revision's objects come from the upgrades
+// stage's stores.
+package propose
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+
+	"github.com/lambda-os/lambda-check/internal/artifact"
+	"github.com/lambda-os/lambda-check/internal/flake"
+	"github.com/lambda-os/lambda-check/internal/gitrepo"
+	"github.com/lambda-os/lambda-check/internal/stage/plan"
+	"github.com/lambda-os/lambda-check/internal/stage/policy"
+	"github.com/lambda-os/lambda-check/internal/stage/upgrades"
+	"github.com/lambda-os/lambda-check/internal/workspace"
+)
+
+// Spec identifies a proposal.json.
+var Spec = artifact.Spec{Kind: artifact.KindPrefix + "proposal", Version: 1}
+
+// Kinds of proposals.
+const (
+	KindUpgrade  = "upgrade"
+	KindRollback = "rollback"
+)
+
+// Files of a proposal directory.
+const (
+	ProposalFile = "proposal.json"
+	PatchFile    = "change.patch"
+	FlakeFile    = "flake.nix"
+	LockFile     = "flake.lock"
+)
+
+// IDPattern is what a proposal id looks like: lower-case letters, digits
+// and dashes; never a path.
+var IDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,127}$`)
+
+// maxLog bounds the commits listed in a proposal.
+const maxLog = 50
+
+// Proposal is the payload of proposal.json.
+type Proposal struct {
+	ID        string   `json:"id"`
+	Kind      string   `json:"kind"`
+	Submodule string   `json:"submodule"`
+	Inputs    []string `json:"inputs"`
+	Branch    string   `json:"branch"`
+	From      string   `json:"from"`
+	To        string   `json:"to"`
+	// Commits counts the commits the change brings; Log lists the newest
+	// (at most 50), LogTruncated says when there are more.
+	Commits      int                     `json:"commits"`
+	Log          []gitrepo.CommitSummary `json:"log"`
+	LogTruncated bool                    `json:"logTruncated,omitempty"`
+	// Level is the plan level (0: leaves); -1 when no flake input orders it.
+	Level int  `json:"level"`
+	Base  Base `json:"base"`
+	// Lock lists the flake.lock nodes the change moves.
+	Lock []LockMove `json:"lock"`
+	// Commit is the commit the patch makes on the base (hashed in memory,
+	// as git am makes it with the same committer).
+	Commit string `json:"commit"`
+	// Files are the digests of the other files of the proposal.
+	Files []workspace.FileDigest `json:"files"`
+	// Build says how to build it.
+	Build Build `json:"build"`
+	// Findings are the policy findings the change introduces; a deny makes
+	// the proposal not approvable.
+	Findings   []policy.Finding `json:"findings"`
+	Approvable bool             `json:"approvable"`
+}
+
+// Base is the workspace state a proposal applies to.
+type Base struct {
+	Head      string `json:"head"`
+	Branch    string `json:"branch"`
+	Gitlink   string `json:"gitlink"`
+	FlakeLock string `json:"flakeLock"`
+}
+
+// LockMove is one flake.lock node moved.
+type LockMove struct {
+	Node string      `json:"node"`
+	From flake.Attrs `json:"from"`
+	To   flake.Attrs `json:"to"`
+}
+
+// Build says how to build a proposal.
+type Build struct {
+	// Flake is the proposal's flake reference.
+	Flake string `json:"flake"`
+	// Locked: flake.lock was derived; otherwise Nix locks it on first use
+	// (LockNote says why not).
+	Locked   bool   `json:"locked"`
+	LockNote string `json:"lockNote,omitempty"`
+}
+
+// Request is what the stage turns into proposals.
+type Request struct {
+	Snapshot *workspace.Snapshot
+	Upgrades *upgrades.Upgrades
+	// Plan orders the proposals (nil: by path).
+	Plan *plan.Plan
+	// Stores is the upgrades stage's store directory.
+	Stores string
+	// Dir is where proposal directories are written.
+	Dir    string
+	Policy *policy.Config
+	// WorkspaceURL is how proposal flakes reach the workspace: "" for
+	// git+file://<root>, or a git+https/git+ssh/github: URL CI can fetch.
+	WorkspaceURL string
+	Author       gitrepo.Signature // name and email; the time is the new head's
+	// Producer is written in proposal.json and ends each patch.
+	Producer artifact.Producer
+}
+
+// Outcome is what became of one upgrade.
+type Outcome struct {
+	ID         string `json:"id"`
+	Submodule  string `json:"submodule"`
+	From       string `json:"from"`
+	To         string `json:"to"`
+	Level      int    `json:"level"`
+	Written    bool   `json:"written"` // false: the same proposal already existed
+	Approvable bool   `json:"approvable"`
+	Findings   int    `json:"findings"`
+	Skipped    string `json:"skipped,omitempty"`
+}
+
+// Result lists the outcomes in plan order.
+type Result struct {
+	Outcomes []Outcome
+}
+
+// ErrBaseMoved: the workspace is not at the state the upgrades saw.
+var ErrBaseMoved = errors.New("the workspace moved since the upgrades were found")
+
+// Run writes a proposal per upgrade.
+func Run(ctx context.Context, req Request) (*Result, error) {
+	snap, up := req.Snapshot, req.Upgrades
+	if up.Base.Head != snap.Superproject.Head || up.Base.FlakeLock != snap.FlakeLock.Digest {
+		return nil, ErrBaseMoved
+	}
+	repo, err := gitrepo.Open(snap.Root)
+	if err != nil {
+		return nil, err
+	}
+	head := plumbing.NewHash(snap.Superproject.Head)
+	lockBytes, err := repo.ReadFile(head, "flake.lock")
+	if err != nil {
+		return nil, fmt.Errorf("read flake.lock at HEAD: %w", err)
+	}
+	if artifact.Digest(lockBytes) != snap.FlakeLock.Digest {
+		return nil, fmt.Errorf("flake.lock has uncommitted changes: proposals apply to HEAD's; commit or stash them first")
+	}
+	baseLock, err := flake.ParseLock(lockBytes)
+	if err != nil {
+		return nil, err
+	}
+	reg, err := workspace.BuildRegistry(ctx, workspace.RegistryRequest{Snapshot: snap, Lock: baseLock})
+	if err != nil {
+		return nil, err
+	}
+	wsLocked, wsOriginal, wsURL, lockNote := workspaceInput(repo, head, snap, req.WorkspaceURL)
+	if err := os.MkdirAll(req.Dir, 0o755); err != nil {
+		return nil, err
+	}
+
+	var res Result
+	for _, u := range ordered(up, req.Plan) {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		o := Outcome{Submodule: u.repo.Path, From: u.repo.Pin, To: u.repo.Head, Level: u.level}
+		sub := snap.Submodule(u.repo.Path)
+		if sub == nil || sub.Gitlink != u.repo.Pin {
+			o.Skipped = "the gitlink moved since the upgrades were found"
+			res.Outcomes = append(res.Outcomes, o)
+			continue
+		}
+		p, files, err := build(ctx, req, repo, head, baseLock, lockBytes, reg, u, wsLocked, wsOriginal, wsURL, lockNote)
+		if err != nil {
+			return nil, fmt.Errorf("propose %s: %w", u.repo.Path, err)
+		}
+		o.ID, o.Approvable, o.Findings = p.ID, p.Approvable, len(p.Findings)
+		o.Written, err = write(req.Dir, p, files, req.Producer)
+		if err != nil {
+			return nil, fmt.Errorf("write proposal %s: %w", p.ID, err)
+		}
+		res.Outcomes = append(res.Outcomes, o)
+	}
+	return &res, nil
+}
+
+type upgrade struct {
+	repo  upgrades.Repo
+	level int
+}
+
+// ordered lists the upgrades: by plan level (leaves first), then the
+// ones no input orders; by path within each.
+func ordered(up *upgrades.Upgrades, p *plan.Plan) []upgrade {
+	level := map[string]int{}
+	if p != nil {
+		for lv, steps := range p.Levels {
+			for _, s := range steps {
+				for _, in := range s.Inputs {
+					level[in] = lv
+				}
+			}
+		}
+	}
+	var out []upgrade
+	for _, r := range up.Repos {
+		if !r.IsUpgrade() {
+			continue
+		}
+		lv := -1
+		for _, in := range r.Inputs {
+			if l, ok := level[in]; ok {
+				lv = max(lv, l)
+			}
+		}
+		out = append(out, upgrade{r, lv})
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i].level, out[j].level
+		if a < 0 {
+			a = 1 << 30
+		}
+		if b < 0 {
+			b = 1 << 30
+		}
+		if a != b {
+			return a < b
+		}
+		return out[i].repo.Path < out[j].repo.Path
+	})
+	return out
+}
+
+// ID derives a proposal's id from what it changes and what it applies to:
+// the same change to the same base is the same proposal.
+func ID(kind, submodule, from, to, baseHead, baseLock string) string {
+	sum := sha256.Sum256([]byte(strings.Join([]string{kind, submodule, from, to, baseHead, baseLock}, "\x00")))
+	name := strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			return r
+		case r >= 'A' && r <= 'Z':
+			return r + 'a' - 'A'
+		}
+		return '-'
+	}, filepath.Base(submodule))
+	name = strings.Trim(name, "-")
+	if len(name) > 60 {
+		name = name[:60]
+	}
+	prefix := map[string]string{KindUpgrade: "up", KindRollback: "rb"}[kind]
+	return fmt.Sprintf("%s-%s-%s-%s", prefix, name, to[:min(12, len(to))], hex.EncodeToString(sum[:5]))
+}
+
+func build(ctx context.Context, req Request, repo *gitrepo.Repo, head plumbing.Hash, baseLock *flake.Lock, lockBytes []byte,
+	reg *workspace.Registry, u upgrade, wsLocked, wsOriginal flake.Attrs, wsURL, lockNote string) (*Proposal, map[string][]byte, error) {
+	r := u.repo
+	snap := req.Snapshot
+	from, to := plumbing.NewHash(r.Pin), plumbing.NewHash(r.Head)
+	store, err := gitrepo.OpenBare(filepath.Join(req.Stores, r.Store))
+	if err != nil {
+		return nil, nil, fmt.Errorf("the upgrades store for %s: %w (run upgrades again)", r.Path, err)
+	}
+	if !store.HasCommit(to) {
+		return nil, nil, fmt.Errorf("%s is not in the upgrades store (run upgrades again)", r.Head)
+	}
+	log, err := store.Log(from, to)
+	if err != nil {
+		return nil, nil, err
+	}
+	p := &Proposal{
+		Kind: KindUpgrade, Submodule: r.Path, Inputs: r.Inputs, Branch: r.Branch, From: r.Pin, To: r.Head,
+		Commits: len(log), Level: u.level,
+		Base: Base{Head: snap.Superproject.Head, Branch: snap.Superproject.Branch, Gitlink: r.Pin, FlakeLock: artifact.Digest(lockBytes)},
+		Lock: []LockMove{}, Findings: []policy.Finding{},
+	}
+	p.ID = ID(p.Kind, p.Submodule, p.From, p.To, p.Base.Head, p.Base.FlakeLock)
+	if len(log) > maxLog {
+		log, p.LogTruncated = log[:maxLog], true
+	}
+	p.Log = log
+
+	// Move every root pin of the repository in flake.lock.
+	newLock := cloneLock(baseLock)
+	var moved []workspace.Pin
+	if e := reg.Repo(r.Path); e != nil {
+		moved = e.RootPins()
+	}
+	for _, pin := range moved {
+		n := newLock.Nodes[pin.Node]
+		attrs, err := relock(store, to, n.Locked)
+		if err != nil {
+			return nil, nil, fmt.Errorf("lock %s at %s: %w", pin.Node, r.Head, err)
+		}
+		p.Lock = append(p.Lock, LockMove{Node: pin.Node, From: n.Locked, To: attrs})
+		n.Locked = attrs
+	}
+	newLockBytes, err := newLock.Marshal()
+	if err != nil {
+		return nil, nil, err
+	}
+
+	// The patch.
+	author := req.Author
+	ci, err := store.Commit(to)
+	if err != nil {
+		return nil, nil, err
+	}
+	author.When = time.Unix(ci.LastModified, 0).UTC()
+	msg := message(p)
+	edits := []gitrepo.Edit{{Path: r.Path, Mode: filemode.Submodule, Hash: to}}
+	paths := []string{r.Path}
+	if len(p.Lock) > 0 {
+		edits = append(edits, gitrepo.Edit{Path: "flake.lock", Mode: filemode.Regular, Content: newLockBytes})
+		paths = append(paths, "flake.lock")
+	}
+	ch, err := repo.BuildChange(head, edits, author, msg)
+	if err != nil {
+		return nil, nil, err
+	}
+	p.Commit = ch.Commit.String()
+	patch, err := gitrepo.FormatPatch(ch, author, msg, req.Producer.Name+" "+req.Producer.Version)
+	if err != nil {
+		return nil, nil, err
+	}
+	files := map[string][]byte{PatchFile: patch}
+
+	// The proposal flake: the workspace at its base with the input moved.
+	p.Build.Flake = "path:" + filepath.Join(req.Dir, p.ID)
+	if len(p.Lock) == 1 && len(r.Inputs) > 0 {
+		input := r.Inputs[0]
+		node := newLock.Nodes[p.Lock[0].Node]
+		ov := &flake.Overlay{Workspace: baseLock, WorkspaceLocked: wsLocked, WorkspaceOriginal: wsOriginal,
+			Input: input, Locked: node.Locked, Original: originalFor(node.Locked)}
+		nix, lock, note := proposalFlake(p, ov, wsURL, lockNote)
+		files[FlakeFile] = nix
+		if lock != nil {
+			files[LockFile] = lock
+			p.Build.Locked = true
+		} else {
+			p.Build.LockNote = note
+		}
+	} else {
+		p.Build.LockNote = "no proposal flake: the repository is no single flake input of the workspace"
+	}
+
+	// What the change introduces, judged by the change rules.
+	findings, err := policy.CheckChange(ctx, policy.ChangeRequest{Config: req.Policy, Snapshot: snap, Base: baseLock, New: newLock,
+		Paths: paths, Origin: "proposal " + p.ID})
+	if err != nil {
+		return nil, nil, err
+	}
+	p.Findings = findings
+	p.Approvable = !policy.Denies(findings)
+
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		p.Files = append(p.Files, workspace.FileDigest{Path: n, Digest: artifact.Digest(files[n])})
+	}
+	return p, files, nil
+}
+
+// relock computes the locked attributes of a node at rev, keeping the
+// attributes that are not computed (url, ref, owner, ...).
+func relock(store *gitrepo.Repo, rev plumbing.Hash, old flake.Attrs) (flake.Attrs, error) {
+	var got flake.Attrs
+	var err error
+	switch old.Type() {
+	case "git":
+		got, err = flake.LockGit(store, rev, old.String("url"), old.String("ref"))
+	case "github":
+		got, err = flake.LockGitHub(store, rev, old.String("owner"), old.String("repo"))
+	default:
+		return nil, fmt.Errorf("input type %q is not moved by a proposal", old.Type())
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := flake.Attrs{}
+	for k, v := range old {
+		out[k] = v
+	}
+	for _, k := range []string{"lastModified", "narHash", "rev", "revCount"} {
+		if v, ok := got[k]; ok {
+			out[k] = v
+		}
+	}
+	return out, nil
+}
+
+func cloneLock(l *flake.Lock) *flake.Lock {
+	out := &flake.Lock{Version: l.Version, Root: l.Root, Nodes: make(map[string]*flake.Node, len(l.Nodes))}
+	for k, n := range l.Nodes {
+		c := *n
+		out.Nodes[k] = &c
+	}
+	return out
+}
+
+func short(h string) string { return h[:min(12, len(h))] }
+
+func message(p *Proposal) string {
+	var b strings.Builder
+	name := filepath.Base(p.Submodule)
+	fmt.Fprintf(&b, "Upgrade %s to %s\n\n", name, short(p.To))
+	fmt.Fprintf(&b, "Move %s from %s to %s (%d commits on %s)", p.Submodule, short(p.From), short(p.To), p.Commits, p.Branch)
+	if len(p.Lock) > 0 {
+		var nodes []string
+		for _, m := range p.Lock {
+			nodes = append(nodes, m.Node)
+		}
+		fmt.Fprintf(&b, "\nand its flake.lock entry (%s) with it, so the two pins stay equal", strings.Join(nodes, ", "))
+	}
+	b.WriteString(".\n\n")
+	for _, c := range p.Log {
+		fmt.Fprintf(&b, "  %s %s\n", c.Hash[:12], c.Subject)
+	}
+	if p.LogTruncated {
+		fmt.Fprintf(&b, "  ... and %d more\n", p.Commits-len(p.Log))
+	}
+	fmt.Fprintf(&b, "\nLambda-Check-Proposal: %s\n", p.ID)
+	return b.String()
+}
+
+// workspaceInput returns the workspace input of proposal flakes: its
+// locked and original attributes and URL; or a note on why proposal flakes
+// cannot be locked.
+func workspaceInput(repo *gitrepo.Repo, head plumbing.Hash, snap *workspace.Snapshot, configured string) (flake.Attrs, flake.Attrs, string, string) {
+	branch := snap.Superproject.Branch
+	switch {
+	case configured == "" && branch == "":
+		return nil, nil, "git+file://" + snap.Root + "?rev=" + head.String(), "the workspace's HEAD is detached: Nix locks the proposal flake on first use"
+	case configured == "":
+		u := "file://" + snap.Root
+		locked, err := flake.LockGit(repo, head, u, branch)
+		if err != nil {
+			return nil, nil, "git+" + u + "?ref=" + branch + "&rev=" + head.String(), "workspace input not locked: " + err.Error()
+		}
+		return locked, flake.Attrs{"ref": branch, "rev": head.String(), "type": "git", "url": u}, "git+" + u + "?" + query(branch, head.String()), ""
+	case strings.HasPrefix(configured, "github:"):
+		owner, name, _ := strings.Cut(strings.TrimPrefix(configured, "github:"), "/")
+		locked, err := flake.LockGitHub(repo, head, owner, name)
+		u := fmt.Sprintf("github:%s/%s/%s", owner, name, head)
+		if err != nil {
+			return nil, nil, u, "workspace input not locked: " + err.Error()
+		}
+		return locked, flake.Attrs{"owner": owner, "repo": name, "rev": head.String(), "type": "github"}, u, ""
+	default:
+		u := strings.TrimPrefix(configured, "git+")
+		return nil, nil, "git+" + u + "?rev=" + head.String(), "the workspace is reached through " + configured + ": Nix locks the proposal flake on first use"
+	}
+}
+
+func query(ref, rev string) string {
+	v := url.Values{}
+	if ref != "" {
+		v.Set("ref", ref)
+	}
+	v.Set("rev", rev)
+	return v.Encode()
+}
+
+// originalFor is the "original" Nix records for the URL the proposal flake
+// declares for the moved input: its locked reference, pinned to the rev.
+func originalFor(locked flake.Attrs) flake.Attrs {
+	switch locked.Type() {
+	case "github":
+		return flake.Attrs{"owner": locked["owner"], "repo": locked["repo"], "rev": locked["rev"], "type": "github"}
+	default:
+		o := flake.Attrs{"rev": locked["rev"], "type": locked.Type(), "url": locked["url"]}
+		if ref, ok := locked["ref"]; ok {
+			o["ref"] = ref
+		}
+		return o
+	}
+}
+
+// flakeURL is the URL declaring original attributes.
+func flakeURL(o flake.Attrs) string {
+	if o.Type() == "github" {
+		return fmt.Sprintf("github:%s/%s/%s", o.String("owner"), o.String("repo"), o.String("rev"))
+	}
+	return "git+" + o.String("url") + "?" + query(o.String("ref"), o.String("rev"))
+}
+
+// proposalFlake writes the proposal's flake.nix and, when it can be
+// derived exactly, its flake.lock.
+func proposalFlake(p *Proposal, ov *flake.Overlay, wsURL, lockNote string) ([]byte, []byte, string) {
+	var b bytes.Buffer
+	in := ov.Input
+	fmt.Fprintf(&b, "# lambda-check proposal %s: %s %s -> %s.\n", p.ID, in, short(p.From), short(p.To))
+	b.WriteString("# The workspace at its base commit, built with this one input moved:\n")
+	fmt.Fprintf(&b, "#   nix build path:<this directory>#packages.<system>.<name>, nix flake check path:<this directory>\n")
+	b.WriteString("{\n")
+	fmt.Fprintf(&b, "  description = %q;\n\n", fmt.Sprintf("lambda-check proposal %s", p.ID))
+	b.WriteString("  inputs = {\n")
+	fmt.Fprintf(&b, "    %s.url = %q;\n", flake.WorkspaceInput, wsURL)
+	fmt.Fprintf(&b, "    %s.inputs.%s.follows = %q;\n", flake.WorkspaceInput, nixAttr(in), in)
+	fmt.Fprintf(&b, "    %s.url = %q;\n", nixAttr(in), flakeURL(ov.Original))
+	follows, err := ov.InputFollows()
+	if err == nil {
+		names := make([]string, 0, len(follows))
+		for n := range follows {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			fmt.Fprintf(&b, "    %s.inputs.%s.follows = %q;\n", nixAttr(in), nixAttr(n), strings.Join(follows[n], "/"))
+		}
+	}
+	b.WriteString("  };\n\n")
+	b.WriteString("  outputs = { self, workspace, ... }: {\n")
+	b.WriteString("    packages = workspace.packages or { };\n")
+	b.WriteString("    checks = workspace.checks or { };\n")
+	b.WriteString("    hydraJobs = {\n      packages = workspace.packages or { };\n      checks = workspace.checks or { };\n    };\n")
+	b.WriteString("  };\n}\n")
+	if err != nil {
+		return b.Bytes(), nil, err.Error()
+	}
+	if lockNote != "" {
+		return b.Bytes(), nil, lockNote
+	}
+	l, err := ov.Lock()
+	if err != nil {
+		return b.Bytes(), nil, err.Error()
+	}
+	lb, err := l.Marshal()
+	if err != nil {
+		return b.Bytes(), nil, err.Error()
+	}
+	return b.Bytes(), lb, ""
+}
+
+// nixAttr quotes an attribute name when Nix needs it.
+var plainAttr = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_'-]*$`)
+
+func nixAttr(s string) string {
+	if plainAttr.MatchString(s) {
+		return s
+	}
+	return fmt.Sprintf("%q", s)
+}
+
+// Envelope wraps a proposal as proposal.json.
+func Envelope(p *Proposal, producer artifact.Producer) *artifact.Envelope[*Proposal] {
+	return &artifact.Envelope[*Proposal]{Kind: Spec.Kind, SchemaVersion: Spec.Version, Producer: producer, Payload: p}
+}
+
+// write puts a proposal's files in dir/<id>, atomically: a reader sees the
+// old directory or the new one. It reports false when the same proposal
+// was already there, byte for byte.
+func write(dir string, p *Proposal, files map[string][]byte, producer artifact.Producer) (bool, error) {
+	if !IDPattern.MatchString(p.ID) {
+		return false, fmt.Errorf("proposal id %q does not match %s", p.ID, IDPattern)
+	}
+	b, err := artifact.Encode(Envelope(p, producer))
+	if err != nil {
+		return false, err
+	}
+	all := map[string][]byte{ProposalFile: b}
+	for n, c := range files {
+		all[n] = c
+	}
+	target := filepath.Join(dir, p.ID)
+	if same(target, all) {
+		return false, nil
+	}
+	tmp, err := os.MkdirTemp(dir, ".tmp-"+p.ID+"-")
+	if err != nil {
+		return false, err
+	}
+	defer os.RemoveAll(tmp)
+	for n, c := range all {
+		if err := artifact.WriteFile(filepath.Join(tmp, n), c, 0o644); err != nil {
+			return false, err
+		}
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return false, err
+	}
+	if _, err := os.Stat(target); err == nil {
+		old := tmp + ".old"
+		if err := os.Rename(target, old); err != nil {
+			return false, err
+		}
+		defer os.RemoveAll(old)
+	}
+	if err := os.Rename(tmp, target); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// same reports whether dir holds exactly these files with these bytes.
+func same(dir string, files map[string][]byte) bool {
+	ents, err := os.ReadDir(dir)
+	if err != nil || len(ents) != len(files) {
+		return false
+	}
+	for _, e := range ents {
+		want, ok := files[e.Name()]
+		if !ok {
+			return false
+		}
+		got, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil || !bytes.Equal(got, want) {
+			return false
+		}
+	}
+	return true
+}

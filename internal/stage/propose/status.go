@@ -1,0 +1,157 @@
+package propose
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/go-git/go-git/v5/plumbing"
+
+	"github.com/lambda-os/lambda-check/internal/artifact"
+	"github.com/lambda-os/lambda-check/internal/gitrepo"
+	"github.com/lambda-os/lambda-check/internal/stage/upgrades"
+	"github.com/lambda-os/lambda-check/internal/workspace"
+)
+
+// Statuses a proposal can be in before governance decides on it. They are
+// derived from the proposal and the workspace, never stored.
+const (
+	StatusPending    = "pending"    // applies to the workspace as it is
+	StatusBlocked    = "blocked"    // a deny finding: never approvable
+	StatusStale      = "stale"      // the workspace moved from its base
+	StatusSuperseded = "superseded" // another proposal moves the same pin further
+)
+
+// Listed is a proposal as found in the proposals directory.
+type Listed struct {
+	Proposal *Proposal
+	Status   string
+	// Why says what makes it stale or superseded.
+	Why string
+	// Problem is set when the directory does not hold a valid proposal.
+	Problem string
+	Dir     string
+}
+
+// ErrNoProposal: no proposal has that id.
+var ErrNoProposal = errors.New("no such proposal")
+
+// Load reads and checks one proposal directory: proposal.json decoded
+// strictly, the id matching the directory, and every file's digest.
+func Load(dir, id string) (*Proposal, error) {
+	if !IDPattern.MatchString(id) {
+		return nil, fmt.Errorf("%q is not a proposal id (%s)", id, IDPattern)
+	}
+	pd := filepath.Join(dir, id)
+	env, _, err := artifact.Read[Proposal](filepath.Join(pd, ProposalFile), Spec)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s", ErrNoProposal, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	p := &env.Payload
+	if p.ID != id {
+		return nil, fmt.Errorf("proposal %s: proposal.json names id %q", id, p.ID)
+	}
+	for _, f := range p.Files {
+		if filepath.Base(f.Path) != f.Path {
+			return nil, fmt.Errorf("proposal %s: file %q is not a plain name", id, f.Path)
+		}
+		d, err := artifact.DigestFile(filepath.Join(pd, f.Path))
+		if err != nil {
+			return nil, fmt.Errorf("proposal %s: %w", id, err)
+		}
+		if d != f.Digest {
+			return nil, fmt.Errorf("proposal %s: %s does not match its digest (changed after it was written)", id, f.Path)
+		}
+	}
+	return p, nil
+}
+
+// List reads every proposal in dir and derives its status against the
+// workspace snapshot; stores is the upgrades stage's store directory (to
+// tell which target is newer).
+func List(dir string, snap *workspace.Snapshot, stores string) ([]Listed, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []Listed
+	for _, e := range ents {
+		if !e.IsDir() || !IDPattern.MatchString(e.Name()) {
+			continue
+		}
+		l := Listed{Dir: filepath.Join(dir, e.Name())}
+		p, err := Load(dir, e.Name())
+		if err != nil {
+			l.Problem = err.Error()
+			l.Proposal = &Proposal{ID: e.Name()}
+			out = append(out, l)
+			continue
+		}
+		l.Proposal = p
+		out = append(out, l)
+	}
+	for i := range out {
+		l := &out[i]
+		if l.Problem != "" {
+			continue
+		}
+		p := l.Proposal
+		sub := snap.Submodule(p.Submodule)
+		switch {
+		case p.Base.Head != snap.Superproject.Head:
+			l.Status, l.Why = StatusStale, fmt.Sprintf("the workspace's HEAD is %s, not %s", short(snap.Superproject.Head), short(p.Base.Head))
+		case p.Base.FlakeLock != snap.FlakeLock.Digest:
+			l.Status, l.Why = StatusStale, "flake.lock changed"
+		case sub == nil || sub.Gitlink != p.Base.Gitlink:
+			l.Status, l.Why = StatusStale, "the gitlink moved"
+		case !p.Approvable:
+			l.Status, l.Why = StatusBlocked, "a deny finding"
+		default:
+			l.Status = StatusPending
+		}
+		if by := supersededBy(p, out, stores); by != "" && l.Status != StatusStale {
+			l.Status, l.Why = StatusSuperseded, "by "+by
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i].Proposal, out[j].Proposal
+		if a.Submodule != b.Submodule {
+			return a.Submodule < b.Submodule
+		}
+		return a.ID < b.ID
+	})
+	return out, nil
+}
+
+// supersededBy names a proposal moving the same pin, from the same base,
+// to a descendant of p's target.
+func supersededBy(p *Proposal, all []Listed, stores string) string {
+	var store *gitrepo.Repo
+	for _, o := range all {
+		q := o.Proposal
+		if o.Problem != "" || q.ID == p.ID || q.Submodule != p.Submodule || q.From != p.From || q.To == p.To || q.Kind != p.Kind {
+			continue
+		}
+		if store == nil {
+			s, err := gitrepo.OpenBare(filepath.Join(stores, upgrades.StoreName(p.Submodule)))
+			if err != nil {
+				return ""
+			}
+			store = s
+		}
+		onlyP, onlyQ, err := store.Compare(plumbing.NewHash(p.To), plumbing.NewHash(q.To))
+		if err == nil && onlyP == 0 && onlyQ > 0 {
+			return q.ID
+		}
+	}
+	return ""
+}
