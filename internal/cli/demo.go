@@ -6,10 +6,14 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/lambda-os/lambda-check/internal/artifact"
 	"github.com/lambda-os/lambda-check/internal/exitcode"
 	"github.com/lambda-os/lambda-check/internal/gittest"
 	"github.com/lambda-os/lambda-check/internal/stage/plan"
 	"github.com/lambda-os/lambda-check/internal/stage/policy"
+	"github.com/lambda-os/lambda-check/internal/stage/propose"
+	"github.com/lambda-os/lambda-check/internal/stage/upgrades"
+	"github.com/lambda-os/lambda-check/internal/workspace"
 )
 
 // DemoCmd is "lambda-check demo".
@@ -24,8 +28,8 @@ func (c *DemoCmd) Help() string {
 submodules under repos/ (each with metadata.json and a flake), local bare
 remotes of which some are ahead of their pins, a flake.nix whose inputs follow
 a shared SDK, and a flake.lock with one entry drifted from its gitlink. Then it
-runs the stages that exist on it (snapshot, policy, graph) and prints what it
-found and where things are. The demo exits 0 even though its workspace breaks
+runs the stages that exist on it (snapshot, policy, graph, upgrades, propose)
+and prints what it found and where things are. The demo exits 0 even though its workspace breaks
 the policy on purpose.`
 }
 
@@ -103,16 +107,39 @@ func (c *DemoCmd) Run(rt *Runtime) error {
 	}
 	graphTook := time.Since(start)
 
+	start = time.Now()
+	ures, err := upgrades.Run(rt.Ctx, upgrades.Request{Snapshot: w.snapshot, Store: sd.File("remotes")})
+	if err != nil {
+		return fmt.Errorf("upgrades of the demo workspace: %w", err)
+	}
+	upPath := sd.File("upgrades.json")
+	if _, _, err := artifact.Write(upPath, &artifact.Envelope[*upgrades.Upgrades]{
+		Kind: upgrades.Spec.Kind, SchemaVersion: upgrades.Spec.Version, Producer: rt.Producer(),
+		Inputs:  []artifact.Input{{Kind: workspace.SnapshotSpec.Kind, Digest: w.digest}},
+		Payload: &ures.Upgrades,
+	}); err != nil {
+		return err
+	}
+	upTook := time.Since(start)
+	start = time.Now()
+	props, err := proposeLocked(rt, sd, w.snapshot, &ures.Upgrades, pcfg, "")
+	if err != nil {
+		return fmt.Errorf("proposals for the demo workspace: %w", err)
+	}
+	proposeTook := time.Since(start)
+
 	if rt.Globals.JSON {
 		return rt.PrintJSON(struct {
-			Workspace string         `json:"workspace"`
-			Remotes   string         `json:"remotes"`
-			Snapshot  string         `json:"snapshot"`
-			Digest    string         `json:"digest"`
-			Policy    string         `json:"policy"`
-			Summary   policy.Summary `json:"policySummary"`
-			Levels    [][]plan.Step  `json:"order"`
-		}{ws.Root, ws.Remotes, w.path, w.digest, pw.path, pw.report.Summary, order.Plan.Levels})
+			Workspace string            `json:"workspace"`
+			Remotes   string            `json:"remotes"`
+			Snapshot  string            `json:"snapshot"`
+			Digest    string            `json:"digest"`
+			Policy    string            `json:"policy"`
+			Summary   policy.Summary    `json:"policySummary"`
+			Levels    [][]plan.Step     `json:"order"`
+			Upgrades  string            `json:"upgrades"`
+			Proposals []propose.Outcome `json:"proposals"`
+		}{ws.Root, ws.Remotes, w.path, w.digest, pw.path, pw.report.Summary, order.Plan.Levels, upPath, props.Outcomes})
 	}
 	rt.Printf("== snapshot (%s)\n", snapTook.Round(time.Microsecond))
 	renderSnapshot(rt, w.snapshot)
@@ -120,7 +147,11 @@ func (c *DemoCmd) Run(rt *Runtime) error {
 	renderPolicy(rt, pw.report)
 	rt.Printf("\n== graph (%s)\n", graphTook.Round(time.Microsecond))
 	renderGraph(rt, gv, &order.Plan)
-	rt.Printf("\nartifacts: %s, %s\n", w.path, pw.path)
+	rt.Printf("\n== upgrades (%s)\n", upTook.Round(time.Microsecond))
+	renderUpgrades(rt, &ures.Upgrades)
+	rt.Printf("\n== propose (%s)\n", proposeTook.Round(time.Microsecond))
+	renderOutcomes(rt, props.Outcomes, sd.File("proposals"))
+	rt.Printf("\nartifacts: %s, %s, %s\n", w.path, pw.path, upPath)
 	rt.Printf("workspace: %s\n", ws.Root)
 	rt.Printf("remotes:   %s\n", ws.Remotes)
 	rt.Printf("\nTry next:\n")
@@ -129,6 +160,12 @@ func (c *DemoCmd) Run(rt *Runtime) error {
 	rt.Printf("  lambda-check policy -w %s\n", ws.Root)
 	rt.Printf("  lambda-check plan -w %s --input logos-cpp-sdk --input logos-chat-module\n", ws.Root)
 	rt.Printf("  lambda-check graph -w %s --format dot | dot -Tsvg > graph.svg\n", ws.Root)
-	rt.Printf("\nNot yet in this build: verify, heal, upgrades, propose, governance, notify, audit, report.\n")
+	rt.Printf("  lambda-check proposals -w %s\n", ws.Root)
+	if len(props.Outcomes) > 0 {
+		o := props.Outcomes[len(props.Outcomes)-1]
+		rt.Printf("  lambda-check proposals -w %s show %s --patch\n", ws.Root, o.ID)
+		rt.Printf("  nix build %s#packages.%s.%s\n", "path:"+filepath.Join(sd.File("proposals"), o.ID), ws.System, filepath.Base(o.Submodule))
+	}
+	rt.Printf("\nNot yet in this build: verify, heal, governance, notify, audit, report.\n")
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/lambda-os/lambda-check/internal/stage/snapshot"
 	"github.com/lambda-os/lambda-check/internal/stage/upgrades"
 	"github.com/lambda-os/lambda-check/internal/statedir"
+	"github.com/lambda-os/lambda-check/internal/workspace"
 )
 
 // ProposeCmd is "lambda-check propose".
@@ -55,10 +56,6 @@ func (c *ProposeCmd) Run(rt *Runtime) error {
 	if err := snapshot.CheckWorkspace(ws); err != nil {
 		return err
 	}
-	cfg, err := rt.Config()
-	if err != nil {
-		return err
-	}
 	pcfg, err := loadPolicyConfig(rt, c.Policy)
 	if err != nil {
 		return err
@@ -72,7 +69,7 @@ func (c *ProposeCmd) Run(rt *Runtime) error {
 	if c.Upgrades != "" {
 		upPath = rt.Abs(c.Upgrades)
 	}
-	upEnv, upBytes, err := artifact.Read[upgrades.Upgrades](upPath, upgrades.Spec)
+	upEnv, _, err := artifact.Read[upgrades.Upgrades](upPath, upgrades.Spec)
 	if errors.Is(err, fs.ErrNotExist) {
 		return exitcode.Input(fmt.Errorf("no upgrades to propose: %s does not exist", upPath), "run 'lambda-check upgrades' first")
 	}
@@ -83,40 +80,10 @@ func (c *ProposeCmd) Run(rt *Runtime) error {
 	if err != nil {
 		return err
 	}
-	// The order: the plan of these upgrades over the flake graph.
-	v, err := plan.LoadGraph(rt.Ctx, plan.GraphRequest{Workspace: ws, Exclude: cfg.GraphExclude(), Why: "not needed"})
-	var order *plan.Plan
-	if err == nil {
-		var changes, unplaced []string
-		for _, r := range upEnv.Payload.Repos {
-			if r.IsUpgrade() {
-				changes = append(changes, r.Inputs...)
-				if len(r.Inputs) == 0 {
-					unplaced = append(unplaced, r.Path)
-				}
-			}
-		}
-		if res, err := plan.Run(rt.Ctx, plan.Request{Graph: &v.Graph, Changes: changes, Unplaced: unplaced, FlakeLock: v.FlakeLock}); err == nil {
-			order = &res.Plan
-		}
-	}
-	if order == nil {
-		rt.Logf("warning: no dependency order (%v): proposals are ordered by path", err)
-	}
-	res, err := propose.Run(rt.Ctx, propose.Request{
-		Snapshot: w.snapshot, Upgrades: &upEnv.Payload, Plan: order,
-		Stores: sd.File("remotes"), Dir: sd.File("proposals"), Policy: pcfg,
-		WorkspaceURL: c.WorkspaceURL,
-		Author:       gitrepo.Signature{Name: "lambda-check", Email: "lambda-check@localhost"},
-		Producer:     rt.Producer(),
-	})
-	if errors.Is(err, propose.ErrBaseMoved) {
-		return exitcode.Input(err, "run 'lambda-check upgrades' again")
-	}
+	res, err := proposeLocked(rt, sd, w.snapshot, &upEnv.Payload, pcfg, c.WorkspaceURL)
 	if err != nil {
 		return err
 	}
-	_ = upBytes
 	if rt.Globals.JSON {
 		return rt.PrintJSON(struct {
 			Proposals []propose.Outcome `json:"proposals"`
@@ -124,6 +91,46 @@ func (c *ProposeCmd) Run(rt *Runtime) error {
 	}
 	renderOutcomes(rt, res.Outcomes, sd.File("proposals"))
 	return nil
+}
+
+// proposeLocked orders the upgrades with the flake graph and writes their
+// proposals; the caller holds the state lock.
+func proposeLocked(rt *Runtime, sd *statedir.Dir, snap *workspace.Snapshot, up *upgrades.Upgrades, pcfg *policy.Config, workspaceURL string) (*propose.Result, error) {
+	cfg, err := rt.Config()
+	if err != nil {
+		return nil, err
+	}
+	v, err := plan.LoadGraph(rt.Ctx, plan.GraphRequest{Workspace: snap.Root, Exclude: cfg.GraphExclude(), Why: "not needed"})
+	var order *plan.Plan
+	if err == nil {
+		var changes, unplaced []string
+		for _, r := range up.Repos {
+			if r.IsUpgrade() {
+				changes = append(changes, r.Inputs...)
+				if len(r.Inputs) == 0 {
+					unplaced = append(unplaced, r.Path)
+				}
+			}
+		}
+		var res *plan.Result
+		if res, err = plan.Run(rt.Ctx, plan.Request{Graph: &v.Graph, Changes: changes, Unplaced: unplaced, FlakeLock: v.FlakeLock}); err == nil {
+			order = &res.Plan
+		}
+	}
+	if order == nil {
+		rt.Logf("warning: no dependency order (%v): proposals are ordered by path", err)
+	}
+	res, err := propose.Run(rt.Ctx, propose.Request{
+		Snapshot: snap, Upgrades: up, Plan: order,
+		Stores: sd.File("remotes"), Dir: sd.File("proposals"), Policy: pcfg,
+		WorkspaceURL: workspaceURL,
+		Author:       gitrepo.Signature{Name: "lambda-check", Email: "lambda-check@localhost"},
+		Producer:     rt.Producer(),
+	})
+	if errors.Is(err, propose.ErrBaseMoved) {
+		return nil, exitcode.Input(err, "run 'lambda-check upgrades' again")
+	}
+	return res, err
 }
 
 // loadPolicyConfig reads --policy, or <workspace>/policy.json when it

@@ -140,7 +140,7 @@ func renderUpgrades(rt *Runtime, u *upgrades.Upgrades) {
 			rt.Printf("  %-9s %s: %s\n", r.Relation, r.Path, r.Reason)
 			continue
 		}
-		detail := fmt.Sprintf("%d commits", r.Behind)
+		detail := plural(r.Behind, "commit")
 		switch r.Relation {
 		case upgrades.Ahead:
 			detail = fmt.Sprintf("%d local commits not on the remote", r.Ahead)
