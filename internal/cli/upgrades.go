@@ -18,7 +18,7 @@ import (
 type UpgradesCmd struct {
 	Offline     bool          `help:"Do not query remotes: compare with the submodules' already-fetched remote-tracking refs."`
 	Snapshot    string        `placeholder:"FILE" help:"Use this snapshot artifact instead of taking a new snapshot."`
-	Parallelism int           `placeholder:"N" help:"Remotes queried at once (default: upgrades.parallelism in the config, else 8)."`
+	Parallelism int           `placeholder:"N" help:"Remotes queried at once (default: upgrades.parallelism in the config, else 64)."`
 	Timeout     time.Duration `placeholder:"DURATION" help:"Time allowed per remote, retries included (default: upgrades.timeout, else 60s)."`
 	Out         string        `placeholder:"FILE" help:"Write the artifact here instead of <state-dir>/upgrades.json."`
 }

@@ -29,7 +29,7 @@ type Config struct {
 
 // Upgrades configures how remotes are queried.
 type Upgrades struct {
-	// Parallelism bounds remotes queried at once; 0 = default (8).
+	// Parallelism bounds remotes queried at once; 0 = default (64).
 	Parallelism int `json:"parallelism,omitempty"`
 	// Timeout bounds each remote, retries included ("60s"); "" = default.
 	Timeout string `json:"timeout,omitempty"`

@@ -99,3 +99,13 @@ func nonNil(s []string) []string {
 	}
 	return s
 }
+
+// RepoNames returns the repositories Generate writes for a number of
+// modules, in order (the SDK and the runtime first).
+func RepoNames(modules int) []string {
+	var out []string
+	for _, s := range specs(modules) {
+		out = append(out, s.name)
+	}
+	return out
+}

@@ -111,7 +111,8 @@ type Request struct {
 	// Store is the directory of lambda-check's per-remote stores.
 	Store   string
 	Offline bool
-	// Parallelism bounds remotes queried at once (default 8).
+	// Parallelism bounds remotes queried at once (default 64: the work is
+	// waiting on the network, so as many as a workspace has, near enough).
 	Parallelism int
 	// Timeout bounds each remote, retries included (default 60s).
 	Timeout time.Duration
@@ -152,7 +153,7 @@ func (gitRemote) Fetch(ctx context.Context, s *gitrepo.Repo, url, branch string,
 func Run(ctx context.Context, req Request) (*Result, error) {
 	snap := req.Snapshot
 	if req.Parallelism <= 0 {
-		req.Parallelism = 8
+		req.Parallelism = 64
 	}
 	if req.network == nil {
 		req.network = gitRemote{}
