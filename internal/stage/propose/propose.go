@@ -323,8 +323,20 @@ func build(ctx context.Context, req Request, repo *gitrepo.Repo, head plumbing.H
 	if e := reg.Repo(r.Path); e != nil {
 		moved = e.RootPins()
 	}
+	var unmovable []policy.Finding
 	for _, pin := range moved {
 		n := newLock.Nodes[pin.Node]
+		if t := n.Locked.Type(); t != "git" && t != "github" {
+			// Moving only the gitlink would leave the two pins apart:
+			// never approvable.
+			unmovable = append(unmovable, policy.Finding{
+				Rule: "lock-drift", Severity: policy.Deny,
+				Subject: policy.Subject{Kind: policy.KindSubmodule, Name: r.Path},
+				Message: fmt.Sprintf("flake.lock pins this repository through a %s input (node %s), which a proposal cannot move: applying it would leave the gitlink and the lock apart", t, pin.Node),
+				Hint:    "lock the input to its upstream repository first (see local-override)",
+			})
+			continue
+		}
 		attrs, err := relock(store, to, n.Locked)
 		if err != nil {
 			return nil, nil, fmt.Errorf("lock %s at %s: %w", pin.Node, r.Head, err)
@@ -364,8 +376,8 @@ func build(ctx context.Context, req Request, repo *gitrepo.Repo, head plumbing.H
 
 	// The proposal flake: the workspace at its base with the input moved.
 	p.Build.Flake = "path:" + filepath.Join(req.Dir, p.ID)
-	if len(p.Lock) == 1 && len(r.Inputs) > 0 {
-		input := r.Inputs[0]
+	input := directInput(baseLock, r.Inputs, p.Lock)
+	if len(p.Lock) == 1 && input != "" {
 		node := newLock.Nodes[p.Lock[0].Node]
 		ov := &flake.Overlay{Workspace: baseLock, WorkspaceLocked: wsLocked, WorkspaceOriginal: wsOriginal,
 			Input: input, Locked: node.Locked, Original: originalFor(node.Locked)}
@@ -387,8 +399,8 @@ func build(ctx context.Context, req Request, repo *gitrepo.Repo, head plumbing.H
 	if err != nil {
 		return nil, nil, err
 	}
-	p.Findings = findings
-	p.Approvable = !policy.Denies(findings)
+	p.Findings = append(append([]policy.Finding{}, unmovable...), findings...)
+	p.Approvable = !policy.Denies(p.Findings)
 
 	names := make([]string, 0, len(files))
 	for n := range files {
@@ -399,6 +411,20 @@ func build(ctx context.Context, req Request, repo *gitrepo.Repo, head plumbing.H
 		p.Files = append(p.Files, workspace.FileDigest{Path: n, Digest: artifact.Digest(files[n])})
 	}
 	return p, files, nil
+}
+
+// directInput is the root input that locks the moved node directly (not
+// through follows), which the proposal flake overrides; "" if none.
+func directInput(l *flake.Lock, inputs []string, moves []LockMove) string {
+	if len(moves) != 1 {
+		return ""
+	}
+	for _, in := range inputs {
+		if ref, ok := l.Nodes[l.Root].Inputs[in]; ok && !ref.IsFollows() && ref.Node == moves[0].Node {
+			return in
+		}
+	}
+	return ""
 }
 
 // relock computes the locked attributes of a node at rev, keeping the

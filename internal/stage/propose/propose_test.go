@@ -282,3 +282,19 @@ func TestProposalWithNix(t *testing.T) {
 	_, err = Load(dir, chat.ID)
 	assert.NilError(t, err)
 }
+
+// A repository locked through a path input cannot be moved by a proposal:
+// it is proposed (the gitlink) but never approvable.
+func TestUnmovableLock(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, gittest.Options{Modules: 3, Ahead: map[string]int{"logos-chat-module": 1}, Override: []string{"logos-chat-module"}})
+	res := f.propose(t)
+	assert.Equal(t, len(res.Outcomes), 1)
+	assert.Check(t, !res.Outcomes[0].Approvable)
+	p, err := Load(filepath.Join(f.state, "proposals"), res.Outcomes[0].ID)
+	assert.NilError(t, err)
+	assert.Equal(t, len(p.Lock), 0)
+	assert.Equal(t, p.Findings[0].Rule, "lock-drift")
+	assert.Check(t, is.Contains(p.Findings[0].Message, "through a path input"))
+	assert.Check(t, !p.Build.Locked)
+}
