@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"time"
 
 	"github.com/lambda-os/lambda-check/internal/artifact"
 	"github.com/lambda-os/lambda-check/internal/exitcode"
@@ -15,14 +16,32 @@ import (
 // KeyCmd is "lambda-check key".
 type KeyCmd struct {
 	Generate KeyGenerateCmd `cmd:"" help:"Make a new ed25519 signing key."`
-	Public   KeyPublicCmd   `cmd:"" help:"Print a key's entry for a key registry."`
+	Show     KeyShowCmd     `cmd:"" help:"Print a key's entry for a key registry."`
 }
 
 // KeyGenerateCmd is "lambda-check key generate".
 type KeyGenerateCmd struct {
-	ID      string   `required:"" placeholder:"ID" help:"The key's name in registries and signatures (letters, digits, . _ @ -)."`
-	Out     string   `required:"" placeholder:"FILE" help:"Where to write the private key (mode 0600; never overwritten)."`
-	Modules []string `placeholder:"PATTERN" default:"*" help:"Module names the registry entry lets the key sign for."`
+	ID  string `required:"" placeholder:"ID" help:"The key's name in registries and signatures (letters, digits, . _ @ -)."`
+	Out string `required:"" placeholder:"FILE" help:"Where to write the private key (mode 0600; never overwritten)."`
+	scopeFlags
+}
+
+// scopeFlags say what a registry entry lets a key do.
+type scopeFlags struct {
+	Role    []string  `placeholder:"ROLE" default:"approver" enum:"approver,checkpoint,metadata" help:"What the key may sign: approver (governance decisions), checkpoint (audit checkpoints), metadata (module metadata.json); repeatable."`
+	Modules []string  `placeholder:"PATTERN" default:"*" help:"With the metadata role: module names the key may sign for."`
+	Owner   string    `placeholder:"NAME" help:"Whose key it is, for people reading the registry."`
+	Expires time.Time `placeholder:"TIME" format:"2006-01-02T15:04:05Z07:00" help:"When the key stops being valid (RFC 3339)."`
+}
+
+func (s scopeFlags) scope() sign.Scope {
+	sc := sign.Scope{Owner: s.Owner, Roles: s.Role, Expires: s.Expires}
+	for _, r := range s.Role {
+		if r == sign.RoleMetadata {
+			sc.Modules = s.Modules
+		}
+	}
+	return sc
 }
 
 // Help is shown by "lambda-check key generate --help".
@@ -62,22 +81,22 @@ func (c *KeyGenerateCmd) Run(rt *Runtime) error {
 		return err
 	}
 	rt.Logf("wrote private key %q to %s", k.ID, out)
-	return rt.PrintJSON(sign.RegistryKey(k, c.Modules...))
+	return rt.PrintJSON(sign.RegistryKey(k, c.scope()))
 }
 
-// KeyPublicCmd is "lambda-check key public".
-type KeyPublicCmd struct {
-	Key     string   `arg:"" placeholder:"FILE" help:"A private key file."`
-	Modules []string `placeholder:"PATTERN" default:"*" help:"Module names the registry entry lets the key sign for."`
+// KeyShowCmd is "lambda-check key show".
+type KeyShowCmd struct {
+	Key string `arg:"" placeholder:"FILE" help:"A private key file."`
+	scopeFlags
 }
 
 // Run prints the registry entry.
-func (c *KeyPublicCmd) Run(rt *Runtime) error {
+func (c *KeyShowCmd) Run(rt *Runtime) error {
 	k, err := sign.ReadPrivateKey(rt.Abs(c.Key))
 	if err != nil {
 		return exitcode.Input(err, "")
 	}
-	return rt.PrintJSON(sign.RegistryKey(k, c.Modules...))
+	return rt.PrintJSON(sign.RegistryKey(k, c.scope()))
 }
 
 // SignMetadataCmd is "lambda-check sign-metadata".

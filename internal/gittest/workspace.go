@@ -399,7 +399,7 @@ func writeSuperproject(ws *Workspace) error {
 		{"policy.json", filemode.Regular, policyJSON(ws)},
 	}
 	if ws.SigningKey != nil {
-		reg, err := json.MarshalIndent(sign.Registry{SchemaVersion: sign.RegistryVersion, Keys: []sign.Key{sign.RegistryKey(ws.SigningKey, "*")}}, "", "  ")
+		reg, err := json.MarshalIndent(sign.Registry{SchemaVersion: sign.RegistryVersion, Keys: []sign.Key{sign.RegistryKey(ws.SigningKey, sign.Scope{Roles: []string{sign.RoleMetadata}, Modules: []string{"*"}})}}, "", "  ")
 		if err != nil {
 			return err
 		}

@@ -135,9 +135,10 @@ type Check struct {
 	Problems []string
 }
 
-// Verify checks a signed document's signatures against the registry for
-// subject (what the document is about, matched with each key's scope).
-func Verify(doc []byte, domain, subject string, reg *Registry) (Check, error) {
+// Verify checks a signed document's signatures against the registry: a
+// signature counts when it verifies and allow (a key's role, scope and
+// expiry for this kind of document) accepts its key.
+func Verify(doc []byte, domain string, reg *Registry, allow func(*Key) error) (Check, error) {
 	c, sigs, err := Split(doc)
 	if err != nil {
 		return Check{}, err
@@ -160,8 +161,8 @@ func Verify(doc []byte, domain, subject string, reg *Registry) (Check, error) {
 			out.Problems = append(out.Problems, fmt.Sprintf("signature by %q does not verify", s.KeyID))
 			continue
 		}
-		if !k.MaySign(subject) {
-			out.Problems = append(out.Problems, fmt.Sprintf("key %q may not sign for %q", s.KeyID, subject))
+		if err := allow(k); err != nil {
+			out.Problems = append(out.Problems, err.Error())
 			continue
 		}
 		out.ValidKeys = append(out.ValidKeys, s.KeyID)

@@ -13,6 +13,7 @@ import (
 	"path"
 	"regexp"
 	"sort"
+	"time"
 )
 
 // Algorithm is the only signature algorithm lambda-check accepts.
@@ -108,17 +109,45 @@ func ReadPrivateKey(p string) (*PrivateKey, error) {
 	return k, nil
 }
 
+// Roles a key can have: what it may sign.
+const (
+	// RoleMetadata signs module metadata.json (of the modules in Modules).
+	RoleMetadata = "metadata"
+	// RoleApprover signs governance decisions.
+	RoleApprover = "approver"
+	// RoleCheckpoint signs audit checkpoints.
+	RoleCheckpoint = "checkpoint"
+)
+
+var knownRoles = map[string]bool{RoleMetadata: true, RoleApprover: true, RoleCheckpoint: true}
+
 // Key is a trusted public key of a registry and what it may sign.
 type Key struct {
 	ID        string `json:"id"`
 	Algorithm string `json:"algorithm"`
 	// PublicKey is the raw 32-byte key, base64.
 	PublicKey string `json:"publicKey"`
-	// Modules are the module names (path.Match patterns) the key may sign
-	// metadata for; empty means none.
-	Modules []string `json:"modules"`
+	// Owner says whose key it is (a person, a team, a program).
+	Owner string `json:"owner,omitempty"`
+	// Roles are what the key may sign; no role, nothing.
+	Roles []string `json:"roles"`
+	// Modules are the module names (path.Match patterns) a metadata key
+	// may sign for.
+	Modules []string `json:"modules,omitempty"`
+	// Expires (RFC 3339), when set, ends the key's validity: after it, its
+	// signatures are refused.
+	Expires string `json:"expires,omitempty"`
 
-	pub ed25519.PublicKey
+	pub     ed25519.PublicKey
+	expires time.Time
+}
+
+// Scope is what a new registry entry lets a key do.
+type Scope struct {
+	Owner   string
+	Roles   []string
+	Modules []string
+	Expires time.Time // zero: never
 }
 
 // Registry is a key registry file: the keys a node trusts.
@@ -159,6 +188,18 @@ func ParseRegistry(b []byte) (*Registry, error) {
 				return nil, fmt.Errorf("key registry: key %q: bad module pattern %q", k.ID, m)
 			}
 		}
+		for _, role := range k.Roles {
+			if !knownRoles[role] {
+				return nil, fmt.Errorf("key registry: key %q: unknown role %q (known: %s, %s, %s)", k.ID, role, RoleApprover, RoleCheckpoint, RoleMetadata)
+			}
+		}
+		if k.Expires != "" {
+			t, err := time.Parse(time.RFC3339, k.Expires)
+			if err != nil {
+				return nil, fmt.Errorf("key registry: key %q: expires %q is not RFC 3339", k.ID, k.Expires)
+			}
+			k.expires = t
+		}
 	}
 	sort.Slice(r.Keys, func(i, j int) bool { return r.Keys[i].ID < r.Keys[j].ID })
 	return &r, nil
@@ -187,14 +228,28 @@ func (r *Registry) Lookup(id string) *Key {
 	return nil
 }
 
-// MaySign reports whether the key may sign for subject (a module name).
-func (k *Key) MaySign(subject string) bool {
+// Allows says why the key may not sign in role (for subject, a module
+// name for RoleMetadata) at time now; nil when it may.
+func (k *Key) Allows(role, subject string, now time.Time) error {
+	if !k.expires.IsZero() && !now.Before(k.expires) {
+		return fmt.Errorf("key %q expired at %s", k.ID, k.Expires)
+	}
+	has := false
+	for _, r := range k.Roles {
+		has = has || r == role
+	}
+	if !has {
+		return fmt.Errorf("key %q does not have the role %q", k.ID, role)
+	}
+	if role != RoleMetadata {
+		return nil
+	}
 	for _, m := range k.Modules {
 		if ok, _ := path.Match(m, subject); ok {
-			return true
+			return nil
 		}
 	}
-	return false
+	return fmt.Errorf("key %q may not sign for %q", k.ID, subject)
 }
 
 // Verify checks sig over msg with the key.
@@ -203,8 +258,16 @@ func (k *Key) Verify(msg, sig []byte) bool {
 }
 
 // RegistryKey returns the registry entry for a private key's public half.
-func RegistryKey(k *PrivateKey, modules ...string) Key {
-	return Key{ID: k.ID, Algorithm: Algorithm, PublicKey: base64.StdEncoding.EncodeToString(k.Public()), Modules: modules, pub: k.Public()}
+func RegistryKey(k *PrivateKey, s Scope) Key {
+	e := Key{ID: k.ID, Algorithm: Algorithm, PublicKey: base64.StdEncoding.EncodeToString(k.Public()), Owner: s.Owner,
+		Roles: s.Roles, Modules: s.Modules, pub: k.Public(), expires: s.Expires}
+	if e.Roles == nil {
+		e.Roles = []string{}
+	}
+	if !s.Expires.IsZero() {
+		e.Expires = s.Expires.UTC().Format(time.RFC3339)
+	}
+	return e
 }
 
 func strictDecode(b []byte, v any) error {

@@ -3,12 +3,14 @@ package sign
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"math"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
@@ -108,13 +110,15 @@ func testKey(t *testing.T, id string, seed byte) *PrivateKey {
 func TestSignVerify(t *testing.T) {
 	t.Parallel()
 	alice, bob, mallory := testKey(t, "alice", 1), testKey(t, "bob", 2), testKey(t, "mallory", 3)
-	reg := &Registry{SchemaVersion: 1, Keys: []Key{RegistryKey(alice, "*"), RegistryKey(bob, "chat_*")}}
+	meta := func(modules ...string) Scope { return Scope{Roles: []string{RoleMetadata}, Modules: modules} }
+	reg := &Registry{SchemaVersion: 1, Keys: []Key{RegistryKey(alice, meta("*")), RegistryKey(bob, meta("chat_*"))}}
 	const domain = "test/v1"
+	now := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
 	doc := []byte(`{"name": "chat_module", "version": "0.1.0", "capabilities": ["messaging"]}`)
 
 	check := func(doc []byte, subject string) Check {
 		t.Helper()
-		c, err := Verify(doc, domain, subject, reg)
+		c, err := Verify(doc, domain, reg, func(k *Key) error { return k.Allows(RoleMetadata, subject, now) })
 		assert.NilError(t, err)
 		return c
 	}
@@ -138,7 +142,7 @@ func TestSignVerify(t *testing.T) {
 	assert.Check(t, is.Contains(c.String(), `signature by "alice" does not verify`))
 
 	// The domain is signed: the same bytes under another domain fail.
-	c2, err := Verify(signed, "other/v1", "chat_module", reg)
+	c2, err := Verify(signed, "other/v1", reg, func(k *Key) error { return nil })
 	assert.NilError(t, err)
 	assert.Equal(t, c2.Verdict, Invalid)
 
@@ -163,9 +167,9 @@ func TestSignVerify(t *testing.T) {
 	garbage := bytes.Replace(signed, []byte(`"signature": "`), []byte(`"signature": "AAAA`), 1)
 	assert.Equal(t, check(garbage, "chat_module").Verdict, Invalid)
 
-	_, err = Verify([]byte(`{"signatures": [{"keyId": "a", "sig": "x"}]}`), domain, "x", reg)
+	_, err = Verify([]byte(`{"signatures": [{"keyId": "a", "sig": "x"}]}`), domain, reg, nil)
 	assert.ErrorContains(t, err, `unknown field "sig"`)
-	_, err = Verify([]byte(`[1]`), domain, "x", reg)
+	_, err = Verify([]byte(`[1]`), domain, reg, nil)
 	assert.ErrorContains(t, err, "not a JSON object")
 }
 
@@ -231,4 +235,42 @@ func FuzzCanonical(f *testing.F) {
 			t.Fatalf("not idempotent: %q then %q", c, c2)
 		}
 	})
+}
+
+// A key verifies only in its roles, and nothing once expired.
+func TestRolesAndExpiry(t *testing.T) {
+	t.Parallel()
+	k := testKey(t, "op", 5)
+	exp := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	reg := &Registry{SchemaVersion: 1, Keys: []Key{RegistryKey(k, Scope{Owner: "Operator One", Roles: []string{RoleApprover}, Expires: exp})}}
+	doc, err := SignDocument([]byte(`{"decision": "approve"}`), "d/v1", k)
+	assert.NilError(t, err)
+	verify := func(role string, now time.Time) Check {
+		c, err := Verify(doc, "d/v1", reg, func(k *Key) error { return k.Allows(role, "", now) })
+		assert.NilError(t, err)
+		return c
+	}
+	before, after := exp.Add(-time.Hour), exp.Add(time.Second)
+	assert.Equal(t, verify(RoleApprover, before).Verdict, Valid)
+	c := verify(RoleApprover, after)
+	assert.Equal(t, c.Verdict, Untrusted)
+	assert.Check(t, is.Contains(c.String(), `key "op" expired at 2026-12-01T00:00:00Z`))
+	c = verify(RoleCheckpoint, before)
+	assert.Equal(t, c.Verdict, Untrusted)
+	assert.Check(t, is.Contains(c.String(), `does not have the role "checkpoint"`))
+
+	b, err := json.Marshal(reg)
+	assert.NilError(t, err)
+	back, err := ParseRegistry(b)
+	assert.NilError(t, err)
+	assert.Equal(t, back.Lookup("op").Owner, "Operator One")
+	assert.Equal(t, back.Lookup("op").Allows(RoleApprover, "", after) != nil, true)
+	for in, want := range map[string]string{
+		`"roles":["approver"]`:             `unknown role "root"`,
+		`"expires":"2026-12-01T00:00:00Z"`: `expires "tomorrow" is not RFC 3339`,
+	} {
+		bad := strings.Replace(string(b), in, map[string]string{`"roles":["approver"]`: `"roles":["root"]`, `"expires":"2026-12-01T00:00:00Z"`: `"expires":"tomorrow"`}[in], 1)
+		_, err := ParseRegistry([]byte(bad))
+		assert.ErrorContains(t, err, want)
+	}
 }

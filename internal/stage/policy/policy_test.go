@@ -227,7 +227,7 @@ func TestSignedMetadataFailsClosed(t *testing.T) {
 	// A registry that trusts another key: every (unsigned) module fails.
 	other, err := sign.GenerateKey("other", bytes.NewReader(bytes.Repeat([]byte{1}, 32)))
 	assert.NilError(t, err)
-	reg := `{"schemaVersion": 1, "keys": [{"id": "other", "algorithm": "ed25519", "publicKey": "` + sign.RegistryKey(other).PublicKey + `", "modules": ["*"]}]}`
+	reg := `{"schemaVersion": 1, "keys": [{"id": "other", "algorithm": "ed25519", "publicKey": "` + sign.RegistryKey(other, sign.Scope{}).PublicKey + `", "roles": ["metadata"], "modules": ["*"]}]}`
 	assert.NilError(t, os.WriteFile(filepath.Join(ws.Root, "keys.json"), []byte(reg), 0o644))
 	rep = runPolicy(t, ws.Root, nil, enable("keys.json"))
 	assert.DeepEqual(t, findingsOf(rep), []found{
