@@ -356,7 +356,7 @@ func build(ctx context.Context, req Request, repo *gitrepo.Repo, head plumbing.H
 		return nil, nil, err
 	}
 	author.When = time.Unix(ci.LastModified, 0).UTC()
-	msg := message(p)
+	msg := Message(p)
 	edits := []gitrepo.Edit{{Path: r.Path, Mode: filemode.Submodule, Hash: to}}
 	paths := []string{r.Path}
 	if len(p.Lock) > 0 {
@@ -466,7 +466,8 @@ func cloneLock(l *flake.Lock) *flake.Lock {
 
 func short(h string) string { return h[:min(12, len(h))] }
 
-func message(p *Proposal) string {
+// Message is the commit message of a proposal's patch.
+func Message(p *Proposal) string {
 	var b strings.Builder
 	name := filepath.Base(p.Submodule)
 	fmt.Fprintf(&b, "Upgrade %s to %s\n\n", name, short(p.To))

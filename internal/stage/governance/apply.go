@@ -1,0 +1,278 @@
+package governance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
+
+	"github.com/lambda-os/lambda-check/internal/artifact"
+	"github.com/lambda-os/lambda-check/internal/flake"
+	"github.com/lambda-os/lambda-check/internal/gitrepo"
+	"github.com/lambda-os/lambda-check/internal/stage/propose"
+	"github.com/lambda-os/lambda-check/internal/workspace"
+)
+
+// ApplyRequest applies one approved proposal.
+type ApplyRequest struct {
+	Env
+	ID string
+	// NoCommit stages the change (index and work tree) without committing.
+	NoCommit bool
+	// Committer commits; the author is the proposal's (lambda-check).
+	Committer gitrepo.Signature
+	// URL rewrites for fetching the new revision when the submodule
+	// lacks it (as upgrades.insteadOf).
+	InsteadOf map[string]string
+
+	failAt string // tests: fail after this step
+}
+
+// ApplyResult says what apply did.
+type ApplyResult struct {
+	Applied Applied
+}
+
+// ErrNotClean: the workspace is not clean where the proposal touches it.
+var ErrNotClean = errors.New("the workspace is not clean where the proposal touches it")
+
+// Apply checks that the proposal is approved, unchanged and still fits the
+// workspace, recomputes the change and checks it is exactly the one
+// proposed (the same commit id), then moves the submodule's checkout, the
+// gitlink and flake.lock, and commits exactly those paths. Any failure
+// puts the workspace back as it was.
+func Apply(ctx context.Context, req ApplyRequest) (*ApplyResult, error) {
+	st, err := EvaluateOne(req.Env, req.ID)
+	if err != nil {
+		return nil, err
+	}
+	if st.State != StateApproved {
+		why := ""
+		if st.Why != "" {
+			why = " (" + st.Why + ")"
+		}
+		return nil, fmt.Errorf("%w: proposal %s is %s%s; only an approved proposal is applied", ErrTransition, req.ID, st.State, why)
+	}
+	b, err := LoadBound(req.Proposals, req.ID)
+	if err != nil {
+		return nil, err
+	}
+	p := b.Proposal
+	snap := req.Snapshot
+	for _, c := range append(append([]workspace.FileChange{}, snap.Superproject.Staged...), snap.Superproject.Unstaged...) {
+		if c.Path == "flake.lock" || c.Path == p.Submodule {
+			return nil, fmt.Errorf("%w: %s is %s", ErrNotClean, c.Path, c.Change)
+		}
+	}
+	m := snap.Submodule(p.Submodule)
+	if m == nil || m.State != workspace.StateClean || m.Gitlink != p.From {
+		state := "missing"
+		if m != nil {
+			state = m.State
+		}
+		return nil, fmt.Errorf("%w: %s is %s", ErrNotClean, p.Submodule, state)
+	}
+	super, err := gitrepo.Open(snap.Root)
+	if err != nil {
+		return nil, err
+	}
+	sub, err := gitrepo.Open(filepath.Join(snap.Root, filepath.FromSlash(p.Submodule)))
+	if err != nil {
+		return nil, err
+	}
+	head := plumbing.NewHash(p.Base.Head)
+	from, to := plumbing.NewHash(p.From), plumbing.NewHash(p.To)
+
+	// The new revision, in the submodule.
+	if !sub.HasCommit(to) {
+		url := m.URL
+		for prefix, repl := range req.InsteadOf {
+			if strings.HasPrefix(url, prefix) {
+				url = repl + strings.TrimPrefix(url, prefix)
+			}
+		}
+		if _, err := sub.Fetch(ctx, url, p.Branch, map[string]plumbing.Hash{"pin": from}); err != nil {
+			return nil, fmt.Errorf("fetch %s into %s: %w", p.To[:12], p.Submodule, err)
+		}
+		if !sub.HasCommit(to) {
+			return nil, fmt.Errorf("the remote of %s no longer has %s", p.Submodule, p.To)
+		}
+	}
+
+	// Recompute the change, and check it is the one approved.
+	lockBytes, err := super.ReadFile(head, "flake.lock")
+	if err != nil {
+		return nil, err
+	}
+	if artifact.Digest(lockBytes) != p.Base.FlakeLock {
+		return nil, fmt.Errorf("%w: flake.lock at HEAD is not the proposal's base", ErrNotClean)
+	}
+	lock, err := flake.ParseLock(lockBytes)
+	if err != nil {
+		return nil, err
+	}
+	for _, mv := range p.Lock {
+		n := lock.Nodes[mv.Node]
+		if n == nil {
+			return nil, fmt.Errorf("flake.lock has no node %q", mv.Node)
+		}
+		n.Locked = mv.To
+	}
+	newLock, err := lock.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	ci, err := sub.Commit(to)
+	if err != nil {
+		return nil, err
+	}
+	author := gitrepo.Signature{Name: "lambda-check", Email: "lambda-check@localhost", When: time.Unix(ci.LastModified, 0).UTC()}
+	edits := []gitrepo.Edit{{Path: p.Submodule, Mode: filemode.Submodule, Hash: to}}
+	if len(p.Lock) > 0 {
+		edits = append(edits, gitrepo.Edit{Path: "flake.lock", Mode: filemode.Regular, Content: newLock})
+	}
+	ch, err := super.BuildChange(head, edits, author, propose.Message(p))
+	if err != nil {
+		return nil, err
+	}
+	if ch.Commit.String() != p.Commit {
+		return nil, fmt.Errorf("the change recomputed from the proposal is commit %s, not the proposal's %s: refusing", ch.Commit, p.Commit)
+	}
+
+	// Everything to put back.
+	lockPath := filepath.Join(snap.Root, "flake.lock")
+	oldLock, err := os.ReadFile(lockPath)
+	if err != nil {
+		return nil, err
+	}
+	oldSuperIndex, err := super.IndexBytes()
+	if err != nil {
+		return nil, err
+	}
+	oldSubIndex, err := sub.IndexBytes()
+	if err != nil {
+		return nil, err
+	}
+	subHead := filepath.Join(sub.GitDir, "HEAD")
+	oldSubHead, err := os.ReadFile(subHead)
+	if err != nil {
+		return nil, err
+	}
+	committed := false
+	var branchRef string
+	rollback := func(cause error) error {
+		var errs []string
+		if committed {
+			if err := super.SetRef(branchRef, head); err != nil {
+				errs = append(errs, err.Error())
+			}
+		}
+		if err := super.RestoreIndex(oldSuperIndex); err != nil {
+			errs = append(errs, err.Error())
+		}
+		if err := artifact.WriteFile(lockPath, oldLock, 0o644); err != nil {
+			errs = append(errs, err.Error())
+		}
+		if err := sub.Checkout(from, true); err != nil {
+			errs = append(errs, err.Error())
+		}
+		if err := sub.RestoreIndex(oldSubIndex); err != nil {
+			errs = append(errs, err.Error())
+		}
+		if err := artifact.WriteFile(subHead, oldSubHead, 0o644); err != nil {
+			errs = append(errs, err.Error())
+		}
+		if len(errs) > 0 {
+			return fmt.Errorf("apply failed (%v) and putting the workspace back failed too: %s", cause, strings.Join(errs, "; "))
+		}
+		return fmt.Errorf("apply failed, the workspace is as it was: %w", cause)
+	}
+	step := func(name string, f func() error) error {
+		if err := f(); err != nil {
+			return err
+		}
+		if req.failAt == name {
+			return fmt.Errorf("injected failure after %s", name)
+		}
+		return nil
+	}
+	if err := step("checkout", func() error { return sub.Checkout(to, false) }); err != nil {
+		return nil, rollback(err)
+	}
+	if len(p.Lock) > 0 {
+		if err := step("lock", func() error { return artifact.WriteFile(lockPath, newLock, 0o644) }); err != nil {
+			return nil, rollback(err)
+		}
+	}
+	err = step("index", func() error {
+		if _, err := super.WriteChange(ch); err != nil {
+			return err
+		}
+		updates := []gitrepo.Entry{{Path: p.Submodule, Mode: filemode.Submodule, Hash: to}}
+		if len(p.Lock) > 0 {
+			updates = append(updates, gitrepo.Entry{Path: "flake.lock", Mode: filemode.Regular, Hash: gitrepo.BlobHash(newLock)})
+		}
+		return super.UpdateIndex(updates)
+	})
+	if err != nil {
+		return nil, rollback(err)
+	}
+	res := &ApplyResult{Applied: Applied{Proposal: p.ID, ProposalDigest: b.Digest, Staged: req.NoCommit,
+		Time: req.Now.UTC().Format(time.RFC3339), Signers: []string{}}}
+	for _, s := range st.Approvals {
+		res.Applied.Signers = append(res.Applied.Signers, s.Key)
+	}
+	if !req.NoCommit {
+		h, err := super.Head()
+		if err != nil {
+			return nil, rollback(err)
+		}
+		branchRef = "HEAD"
+		if h.Branch != "" {
+			branchRef = "refs/heads/" + h.Branch
+		}
+		msg := propose.Message(p)
+		for _, s := range st.Approvals {
+			line := "Approved-by: " + s.Key
+			if s.Owner != "" {
+				line += " (" + s.Owner + ")"
+			}
+			msg += line + "\n"
+		}
+		committer := req.Committer
+		committer.When = req.Now
+		err = step("commit", func() error {
+			c, err := super.CommitTree(ch.Tree, head, author, committer, msg)
+			if err != nil {
+				return err
+			}
+			committed = true
+			res.Applied.Commit = c.String()
+			return nil
+		})
+		if err != nil {
+			return nil, rollback(err)
+		}
+	}
+	err = step("record", func() error {
+		b, err := artifact.Encode(res.Applied)
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(RecordsFor(req.Decisions, p.ID).Dir, 0o755); err != nil {
+			return err
+		}
+		return artifact.WriteFile(filepath.Join(RecordsFor(req.Decisions, p.ID).Dir, AppliedFile), b, 0o644)
+	})
+	if err != nil {
+		os.Remove(filepath.Join(RecordsFor(req.Decisions, p.ID).Dir, AppliedFile))
+		return nil, rollback(err)
+	}
+	return res, nil
+}

@@ -1,0 +1,400 @@
+package governance
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/lambda-os/lambda-check/internal/artifact"
+	"github.com/lambda-os/lambda-check/internal/gitrepo"
+	"github.com/lambda-os/lambda-check/internal/gittest"
+	"github.com/lambda-os/lambda-check/internal/gittest/requires"
+	"github.com/lambda-os/lambda-check/internal/sign"
+	"github.com/lambda-os/lambda-check/internal/stage/policy"
+	"github.com/lambda-os/lambda-check/internal/stage/propose"
+	"github.com/lambda-os/lambda-check/internal/stage/snapshot"
+	"github.com/lambda-os/lambda-check/internal/stage/upgrades"
+	"github.com/lambda-os/lambda-check/internal/workspace"
+)
+
+var now = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+
+type fixture struct {
+	ws    *gittest.Workspace
+	state string
+	keys  map[string]*sign.PrivateKey
+	reg   *sign.Registry
+	ids   []string // proposal ids, in plan order
+}
+
+func key(t *testing.T, id string, seed byte) *sign.PrivateKey {
+	k, err := sign.GenerateKey(id, bytes.NewReader(bytes.Repeat([]byte{seed}, 32)))
+	assert.NilError(t, err)
+	return k
+}
+
+// newFixture: a workspace with the chat and waku modules behind, their
+// proposals, and keys alice, bob, carol (approvers), dave (approver,
+// expired), erin (checkpoint only).
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	requires.Tool(t, "git")
+	ws, err := gittest.Generate(context.Background(), t.TempDir(), gittest.Options{Modules: 3, Ahead: map[string]int{"logos-chat-module": 2, "logos-waku-module": 1}})
+	assert.NilError(t, err)
+	f := &fixture{ws: ws, state: t.TempDir(), keys: map[string]*sign.PrivateKey{}}
+	var entries []sign.Key
+	for i, id := range []string{"alice", "bob", "carol", "dave", "erin"} {
+		k := key(t, id, byte(10+i))
+		f.keys[id] = k
+		sc := sign.Scope{Owner: strings.ToUpper(id[:1]) + id[1:], Roles: []string{sign.RoleApprover}}
+		switch id {
+		case "dave":
+			sc.Expires = now.Add(-time.Hour)
+		case "erin":
+			sc.Roles = []string{sign.RoleCheckpoint}
+		}
+		entries = append(entries, sign.RegistryKey(k, sc))
+	}
+	b, err := artifact.Encode(sign.Registry{SchemaVersion: 1, Keys: entries})
+	assert.NilError(t, err)
+	f.reg, err = sign.ParseRegistry(b)
+	assert.NilError(t, err)
+	s := f.snapshot(t)
+	up, err := upgrades.Run(context.Background(), upgrades.Request{Snapshot: s, Store: filepath.Join(f.state, "remotes")})
+	assert.NilError(t, err)
+	pcfg, err := policy.LoadConfig(filepath.Join(ws.Root, "policy.json"), false)
+	assert.NilError(t, err)
+	res, err := propose.Run(context.Background(), propose.Request{Snapshot: s, Upgrades: &up.Upgrades, Stores: filepath.Join(f.state, "remotes"),
+		Dir: filepath.Join(f.state, "proposals"), Policy: pcfg, Author: gitrepo.Signature{Name: "lambda-check", Email: "lambda-check@localhost"},
+		Producer: artifact.Producer{Name: "lambda-check", Version: "test"}})
+	assert.NilError(t, err)
+	for _, o := range res.Outcomes {
+		f.ids = append(f.ids, o.ID)
+	}
+	assert.Equal(t, len(f.ids), 2)
+	return f
+}
+
+func (f *fixture) snapshot(t *testing.T) *workspace.Snapshot {
+	t.Helper()
+	res, err := snapshot.Run(context.Background(), snapshot.Request{Workspace: f.ws.Root, Parallelism: 4, Exclude: []string{f.state}})
+	assert.NilError(t, err)
+	return &res.Snapshot
+}
+
+func (f *fixture) env(t *testing.T, cfg Config) Env {
+	t.Helper()
+	assert.NilError(t, cfg.Validate(f.reg))
+	return Env{Proposals: filepath.Join(f.state, "proposals"), Decisions: filepath.Join(f.state, "decisions"),
+		Stores: filepath.Join(f.state, "remotes"), Snapshot: f.snapshot(t), Registry: f.reg, Config: &cfg, Now: now}
+}
+
+func (f *fixture) chat() string { return f.ids[len(f.ids)-1] } // level 1: after waku
+
+func git(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", append([]string{"-C", dir}, args...)...)
+	out, err := cmd.CombinedOutput()
+	assert.NilError(t, err, string(out))
+	return strings.TrimSpace(string(out))
+}
+
+func TestHumanApproveApply(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	env := f.env(t, Config{Backend: Human})
+	id := f.ids[0]
+	st, err := EvaluateOne(env, id)
+	assert.NilError(t, err)
+	assert.Equal(t, st.State, StatePending)
+	assert.Equal(t, st.Missing, 1)
+
+	_, err = Apply(context.Background(), ApplyRequest{Env: env, ID: id, Committer: gitrepo.Signature{Name: "op", Email: "op@node"}})
+	assert.Assert(t, errors.Is(err, ErrTransition), "%v", err)
+
+	st, err = Record(env, id, Approve, "looks right", f.keys["alice"])
+	assert.NilError(t, err)
+	assert.Equal(t, st.State, StateApproved)
+	assert.DeepEqual(t, st.Approvals, []Signer{{Key: "alice", Owner: "Alice", Time: now.Format(time.RFC3339), Reason: "looks right"}})
+
+	res, err := Apply(context.Background(), ApplyRequest{Env: env, ID: id, Committer: gitrepo.Signature{Name: "op", Email: "op@node"}})
+	assert.NilError(t, err)
+	p, err := propose.Load(env.Proposals, id)
+	assert.NilError(t, err)
+
+	// The workspace: one commit touching exactly the gitlink and the lock,
+	// with trailers; the submodule checked out at the new revision; git
+	// itself sees a clean tree.
+	assert.Equal(t, git(t, f.ws.Root, "rev-parse", "HEAD"), res.Applied.Commit)
+	assert.Equal(t, git(t, f.ws.Root, "diff", "--name-only", "HEAD~1", "HEAD"), "flake.lock\n"+p.Submodule)
+	msg := git(t, f.ws.Root, "log", "-1", "--format=%B")
+	assert.Check(t, is.Contains(msg, "Lambda-Check-Proposal: "+id))
+	assert.Check(t, is.Contains(msg, "Approved-by: alice (Alice)"))
+	assert.Equal(t, git(t, f.ws.Root, "status", "--porcelain"), "")
+	assert.Equal(t, git(t, filepath.Join(f.ws.Root, p.Submodule), "rev-parse", "HEAD"), p.To)
+	after := f.snapshot(t)
+	m := after.Submodule(p.Submodule)
+	assert.Equal(t, m.State, workspace.StateClean)
+	assert.Equal(t, m.Gitlink, p.To)
+
+	env.Snapshot = after
+	st, err = EvaluateOne(env, id)
+	assert.NilError(t, err)
+	assert.Equal(t, st.State, StateApplied)
+	_, err = Record(env, id, Reject, "", f.keys["bob"])
+	assert.Assert(t, errors.Is(err, ErrTransition), "%v", err)
+	// The other proposal's base moved: stale, and apply refuses it.
+	st, err = EvaluateOne(env, f.ids[1])
+	assert.NilError(t, err)
+	assert.Equal(t, st.State, StateStale)
+	_, err = Record(env, f.ids[1], Approve, "", f.keys["alice"])
+	assert.Assert(t, errors.Is(err, ErrTransition), "%v", err)
+}
+
+// Forged, replayed, duplicated and expired decisions do not count.
+func TestBadDecisions(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	env := f.env(t, Config{Backend: Multisig, Threshold: 2, Signers: []string{"alice", "bob", "carol"}})
+	a, b := f.ids[0], f.ids[1]
+	boundA, err := LoadBound(env.Proposals, a)
+	assert.NilError(t, err)
+	boundB, err := LoadBound(env.Proposals, b)
+	assert.NilError(t, err)
+	file := func(id, name string, raw []byte) {
+		dir := RecordsFor(env.Decisions, id).Dir
+		assert.NilError(t, os.MkdirAll(dir, 0o755))
+		assert.NilError(t, os.WriteFile(filepath.Join(dir, name), raw, 0o644))
+	}
+	sig := func(bd *Bound, k string) []byte {
+		raw, err := SignDecision(bd, Approve, "", Multisig, f.keys[k], now)
+		assert.NilError(t, err)
+		return raw
+	}
+	// A key not in the registry.
+	file(a, "mallory.json", sig(boundA, "alice")[:0])
+	mallory := key(t, "mallory", 99)
+	raw, err := SignDecision(boundA, Approve, "", Multisig, mallory, now)
+	assert.NilError(t, err)
+	file(a, "mallory.json", raw)
+	// Alice's decision on B, replayed onto A.
+	file(a, "alice.json", sig(boundB, "alice"))
+	// Bob's, edited after signing.
+	file(a, "bob.json", bytes.Replace(sig(boundA, "bob"), []byte(`"reason"`), []byte(`"reason"`), 1))
+	edited := bytes.Replace(sig(boundA, "bob"), []byte(`"verdict": "approve"`), []byte(`"verdict": "reject"`), 1)
+	file(a, "bob.json", edited)
+	// Carol's, filed twice.
+	file(a, "carol.json", sig(boundA, "carol"))
+	file(a, "carol-again.json", sig(boundA, "carol"))
+	// Dave's key expired.
+	file(a, "dave.json", sig(boundA, "dave"))
+
+	st, err := EvaluateOne(env, a)
+	assert.NilError(t, err)
+	assert.Equal(t, st.State, StatePending)
+	assert.DeepEqual(t, keysOf(st.Approvals), []string{"carol"})
+	assert.Equal(t, st.Missing, 1)
+	ignored := strings.Join(st.Ignored, "\n")
+	for _, want := range []string{
+		`alice.json: decision is for proposal ` + b,
+		`bob.json: signature invalid: signature by "bob" does not verify`,
+		`carol-again.json: signed by carol, filed under another name`,
+		`dave.json: signature untrusted: key "dave" expired`,
+		`mallory.json: signature untrusted: key "mallory" is not in the registry`,
+	} {
+		assert.Check(t, is.Contains(ignored, want))
+	}
+
+	// Recording refuses what would not count, and a second decision.
+	_, err = Record(env, a, Approve, "", f.keys["dave"])
+	assert.ErrorContains(t, err, "would not count")
+	_, err = Record(env, a, Approve, "", f.keys["erin"])
+	assert.ErrorContains(t, err, `does not have the role "approver"`)
+	_, err = Record(env, a, Approve, "", f.keys["carol"])
+	assert.ErrorContains(t, err, "carol has already decided")
+}
+
+func keysOf(ss []Signer) []string {
+	out := []string{}
+	for _, s := range ss {
+		out = append(out, s.Key)
+	}
+	return out
+}
+
+// 2 of 3: exactly two distinct keys approve; two rejects reject.
+func TestMultisig(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	env := f.env(t, Config{Backend: Multisig, Threshold: 2, Signers: []string{"alice", "bob", "carol"}})
+	a, b := f.ids[0], f.ids[1]
+	st, err := Record(env, a, Approve, "", f.keys["alice"])
+	assert.NilError(t, err)
+	assert.Equal(t, st.State, StatePending)
+	assert.Equal(t, st.Missing, 1)
+	st, err = Record(env, a, Approve, "", f.keys["bob"])
+	assert.NilError(t, err)
+	assert.Equal(t, st.State, StateApproved)
+	assert.DeepEqual(t, keysOf(st.Approvals), []string{"alice", "bob"})
+
+	st, err = Record(env, b, Reject, "not yet", f.keys["alice"])
+	assert.NilError(t, err)
+	assert.Equal(t, st.State, StatePending, "one reject of three: two approvals can still come")
+	st, err = Record(env, b, Reject, "", f.keys["carol"])
+	assert.NilError(t, err)
+	assert.Equal(t, st.State, StateRejected)
+	_, err = Record(env, b, Approve, "", f.keys["bob"])
+	assert.Assert(t, errors.Is(err, ErrTransition), "%v", err)
+
+	bad := Config{Backend: Multisig, Threshold: 4, Signers: []string{"alice", "bob", "carol"}}
+	assert.ErrorContains(t, bad.Validate(f.reg), "threshold 4 is more than the 3 keys")
+	bad = Config{Backend: "lez"}
+	assert.ErrorContains(t, bad.Validate(f.reg), `backend "lez"`)
+}
+
+// A failure at any step of apply leaves the workspace exactly as it was.
+func TestApplyFailureLeavesNoTrace(t *testing.T) {
+	t.Parallel()
+	for _, step := range []string{"checkout", "lock", "index", "commit", "record"} {
+		t.Run(step, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			env := f.env(t, Config{Backend: Human})
+			id := f.ids[0]
+			_, err := Record(env, id, Approve, "", f.keys["alice"])
+			assert.NilError(t, err)
+			p, err := propose.Load(env.Proposals, id)
+			assert.NilError(t, err)
+			before := f.snapshot(t)
+			status := git(t, f.ws.Root, "status", "--porcelain=v2", "--branch")
+			subHead := git(t, filepath.Join(f.ws.Root, p.Submodule), "rev-parse", "HEAD")
+			lock, err := os.ReadFile(filepath.Join(f.ws.Root, "flake.lock"))
+			assert.NilError(t, err)
+
+			_, err = Apply(context.Background(), ApplyRequest{Env: env, ID: id, failAt: step, Committer: gitrepo.Signature{Name: "op", Email: "op@node"}})
+			assert.ErrorContains(t, err, "injected failure after "+step)
+			assert.ErrorContains(t, err, "the workspace is as it was")
+
+			assert.DeepEqual(t, workspace.Compare(before, f.snapshot(t)), []workspace.Difference(nil))
+			assert.Equal(t, git(t, f.ws.Root, "status", "--porcelain=v2", "--branch"), status)
+			assert.Equal(t, git(t, filepath.Join(f.ws.Root, p.Submodule), "rev-parse", "HEAD"), subHead)
+			assert.Equal(t, git(t, filepath.Join(f.ws.Root, p.Submodule), "status", "--porcelain"), "")
+			after, err := os.ReadFile(filepath.Join(f.ws.Root, "flake.lock"))
+			assert.NilError(t, err)
+			assert.Equal(t, string(after), string(lock))
+			st, err := EvaluateOne(env, id)
+			assert.NilError(t, err)
+			assert.Equal(t, st.State, StateApproved, "still approved, not applied")
+		})
+	}
+}
+
+// --no-commit stages the change; apply refuses a workspace dirty where the
+// proposal touches it.
+func TestNoCommitAndDirty(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	env := f.env(t, Config{Backend: Human})
+	id := f.ids[0]
+	_, err := Record(env, id, Approve, "", f.keys["alice"])
+	assert.NilError(t, err)
+	p, err := propose.Load(env.Proposals, id)
+	assert.NilError(t, err)
+
+	sub := filepath.Join(f.ws.Root, p.Submodule)
+	assert.NilError(t, os.WriteFile(filepath.Join(sub, "README.md"), []byte("local edit\n"), 0o644))
+	env.Snapshot = f.snapshot(t)
+	_, err = Apply(context.Background(), ApplyRequest{Env: env, ID: id})
+	assert.Assert(t, errors.Is(err, ErrNotClean), "%v", err)
+	git(t, sub, "checkout", "README.md")
+
+	env.Snapshot = f.snapshot(t)
+	head := git(t, f.ws.Root, "rev-parse", "HEAD")
+	res, err := Apply(context.Background(), ApplyRequest{Env: env, ID: id, NoCommit: true})
+	assert.NilError(t, err)
+	assert.Check(t, res.Applied.Staged)
+	assert.Equal(t, git(t, f.ws.Root, "rev-parse", "HEAD"), head)
+	assert.Equal(t, git(t, f.ws.Root, "diff", "--cached", "--name-only"), "flake.lock\n"+p.Submodule)
+	assert.Equal(t, git(t, f.ws.Root, "diff", "--name-only"), "")
+	env.Snapshot = f.snapshot(t)
+	st, err := EvaluateOne(env, id)
+	assert.NilError(t, err)
+	assert.Equal(t, st.State, StateApplied)
+	assert.Equal(t, st.Why, "staged, not committed")
+}
+
+// The program backend: the decider's signed answer is filed; a failing
+// or lying decider leaves the proposal pending.
+func TestProgramBackend(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	dir := t.TempDir()
+	id := f.ids[0]
+	bound, err := LoadBound(filepath.Join(f.state, "proposals"), id)
+	assert.NilError(t, err)
+	answer, err := SignDecision(bound, Approve, "policy program says yes", Program, f.keys["carol"], now)
+	assert.NilError(t, err)
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, "answer.json"), answer, 0o644))
+	script := func(name, body string) []string {
+		p := filepath.Join(dir, name)
+		assert.NilError(t, os.WriteFile(p, []byte("#!/bin/sh\n"+body+"\n"), 0o755))
+		return []string{p}
+	}
+	for _, tc := range []struct {
+		name, body, want string
+	}{
+		{"fails", "echo 'chain unreachable' >&2; exit 4", "exit status 4: chain unreachable"},
+		{"garbage", "echo approve", "not a valid decision"},
+		{"other", "cat " + filepath.Join(dir, "answer.json"), "not among the keys that decide"},
+		{"hangs", "sleep 30", "no answer within 300ms"},
+	} {
+		cfg := Config{Backend: Program, Program: script(tc.name, tc.body), ProgramTimeout: 300 * time.Millisecond}
+		if tc.name == "other" {
+			cfg.Signers = []string{"alice"}
+		}
+		env := f.env(t, cfg)
+		_, err := Decide(context.Background(), env, id)
+		var de *DeciderError
+		assert.Assert(t, errors.As(err, &de), "%s: %v", tc.name, err)
+		assert.ErrorContains(t, err, tc.want)
+		st, err := EvaluateOne(env, id)
+		assert.NilError(t, err)
+		assert.Equal(t, st.State, StatePending, tc.name)
+	}
+	missing := f.env(t, Config{Backend: Program, Program: []string{filepath.Join(dir, "nonexistent")}})
+	_, err = Decide(context.Background(), missing, id)
+	assert.ErrorContains(t, err, "nonexistent")
+
+	env := f.env(t, Config{Backend: Program, Program: script("yes", "cat >/dev/null; cat "+filepath.Join(dir, "answer.json"))})
+	d, err := Decide(context.Background(), env, id)
+	assert.NilError(t, err)
+	assert.Equal(t, d.Signer, "carol")
+	st, err := EvaluateOne(env, id)
+	assert.NilError(t, err)
+	assert.Equal(t, st.State, StateApproved)
+	_, err = Record(env, id, Approve, "", f.keys["alice"])
+	assert.Assert(t, errors.Is(err, ErrTransition))
+}
+
+func FuzzParseDecision(f *testing.F) {
+	f.Add([]byte(`{"kind":"lambda-check/decision","schemaVersion":1,"proposal":"up-x-0123456789ab-0123456789","proposalDigest":"sha256:00","base":{"head":"","branch":"","gitlink":"","flakeLock":""},"verdict":"approve","signer":"a","time":"2026-11-27T12:00:00Z","backend":"human","signatures":[{"keyId":"a","signature":"AAAA"}]}`))
+	f.Add([]byte(`{"kind":"lambda-check/decision"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d, err := ParseDecision(b)
+		if err != nil {
+			return
+		}
+		if d.Verdict != Approve && d.Verdict != Reject {
+			t.Fatalf("accepted verdict %q", d.Verdict)
+		}
+	})
+}

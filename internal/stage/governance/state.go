@@ -1,0 +1,306 @@
+package governance
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing"
+
+	"github.com/lambda-os/lambda-check/internal/gitrepo"
+	"github.com/lambda-os/lambda-check/internal/sign"
+	"github.com/lambda-os/lambda-check/internal/stage/propose"
+	"github.com/lambda-os/lambda-check/internal/workspace"
+)
+
+// Backends.
+const (
+	Human    = "human"
+	Multisig = "multisig"
+	Program  = "program"
+)
+
+// States of a proposal under governance, derived from the proposal, its
+// decision records and the workspace.
+const (
+	StatePending    = "pending"
+	StateApproved   = "approved"
+	StateRejected   = "rejected"
+	StateApplied    = "applied"
+	StateStale      = "stale"
+	StateSuperseded = "superseded"
+	StateBlocked    = "blocked" // a deny finding: never approvable
+	StateInvalid    = "invalid" // the proposal's files do not check out
+)
+
+// ErrTransition: the decision or apply is not allowed in the proposal's
+// state.
+var ErrTransition = errors.New("not allowed in this state")
+
+// Config is the governance configuration.
+type Config struct {
+	Backend string
+	// Threshold is the number of distinct approvals needed (multisig:
+	// N; human and program: 1).
+	Threshold int
+	// Signers are the keys whose decisions count (M for multisig); empty:
+	// every registry key with the approver role.
+	Signers []string
+	// Program is the external decider's command (program backend).
+	Program []string
+	// ProgramTimeout bounds a decider run.
+	ProgramTimeout time.Duration
+}
+
+// Validate checks a configuration against a registry.
+func (c *Config) Validate(reg *sign.Registry) error {
+	switch c.Backend {
+	case Human, Program:
+		c.Threshold = 1
+	case Multisig:
+		if c.Threshold < 1 {
+			return fmt.Errorf("governance: multisig needs a threshold of at least 1")
+		}
+	default:
+		return fmt.Errorf("governance: backend %q is not %s, %s or %s", c.Backend, Human, Multisig, Program)
+	}
+	if c.Backend == Program && len(c.Program) == 0 {
+		return fmt.Errorf("governance: the program backend needs a command (governance.program)")
+	}
+	for _, s := range c.Signers {
+		if reg.Lookup(s) == nil {
+			return fmt.Errorf("governance: signer %q is not in the key registry", s)
+		}
+	}
+	if m := len(c.eligible(reg)); c.Threshold > m {
+		return fmt.Errorf("governance: threshold %d is more than the %d keys that may sign", c.Threshold, m)
+	}
+	return nil
+}
+
+// eligible are the key ids whose decisions count.
+func (c *Config) eligible(reg *sign.Registry) []string {
+	if len(c.Signers) > 0 {
+		out := append([]string{}, c.Signers...)
+		sort.Strings(out)
+		return out
+	}
+	var out []string
+	for _, k := range reg.Keys {
+		for _, r := range k.Roles {
+			if r == sign.RoleApprover {
+				out = append(out, k.ID)
+			}
+		}
+	}
+	return out
+}
+
+// Signer is one counted decision.
+type Signer struct {
+	Key    string `json:"key"`
+	Owner  string `json:"owner,omitempty"`
+	Time   string `json:"time"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// State is a proposal's derived governance state.
+type State struct {
+	ID        string   `json:"id"`
+	Submodule string   `json:"submodule"`
+	State     string   `json:"state"`
+	Why       string   `json:"why,omitempty"`
+	Backend   string   `json:"backend"`
+	Threshold int      `json:"threshold"`
+	Eligible  []string `json:"eligible"`
+	Approvals []Signer `json:"approvals"`
+	Rejects   []Signer `json:"rejects"`
+	// Missing is how many more approvals are needed.
+	Missing int `json:"missing"`
+	// Ignored are decision records that did not check out, with why.
+	Ignored []string `json:"ignored"`
+	Applied *Applied `json:"applied,omitempty"`
+}
+
+// AppliedFile records an apply in a proposal's decisions directory.
+const AppliedFile = "applied.json"
+
+// Applied is what apply did.
+type Applied struct {
+	Proposal       string   `json:"proposal"`
+	ProposalDigest string   `json:"proposalDigest"`
+	Commit         string   `json:"commit,omitempty"` // "" with --no-commit
+	Staged         bool     `json:"staged"`
+	Time           string   `json:"time"`
+	Signers        []string `json:"signers"`
+}
+
+// Env is what state is derived against.
+type Env struct {
+	Proposals, Decisions, Stores string
+	Snapshot                     *workspace.Snapshot
+	Registry                     *sign.Registry
+	Config                       *Config
+	Now                          time.Time
+}
+
+// Evaluate derives the state of every proposal.
+func Evaluate(env Env) ([]State, error) {
+	listed, err := propose.List(env.Proposals, env.Snapshot, env.Stores)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]State, 0, len(listed))
+	for _, l := range listed {
+		out = append(out, evaluate(env, l))
+	}
+	return out, nil
+}
+
+// EvaluateOne derives the state of one proposal.
+func EvaluateOne(env Env, id string) (*State, error) {
+	all, err := Evaluate(env)
+	if err != nil {
+		return nil, err
+	}
+	for i := range all {
+		if all[i].ID == id {
+			return &all[i], nil
+		}
+	}
+	if !propose.IDPattern.MatchString(id) {
+		return nil, fmt.Errorf("%q is not a proposal id", id)
+	}
+	return nil, fmt.Errorf("%w: %s", propose.ErrNoProposal, id)
+}
+
+func evaluate(env Env, l propose.Listed) State {
+	p := l.Proposal
+	eligible := env.Config.eligible(env.Registry)
+	st := State{ID: p.ID, Submodule: p.Submodule, Backend: env.Config.Backend, Threshold: env.Config.Threshold,
+		Eligible: eligible, Approvals: []Signer{}, Rejects: []Signer{}, Ignored: []string{}}
+	if l.Problem != "" {
+		st.State, st.Why = StateInvalid, l.Problem
+		return st
+	}
+	b, err := LoadBound(env.Proposals, p.ID)
+	if err != nil {
+		st.State, st.Why = StateInvalid, err.Error()
+		return st
+	}
+	recs, err := RecordsFor(env.Decisions, p.ID).Read()
+	if err != nil {
+		st.State, st.Why = StateInvalid, err.Error()
+		return st
+	}
+	isEligible := map[string]bool{}
+	for _, k := range eligible {
+		isEligible[k] = true
+	}
+	seen := map[string]bool{}
+	for name, raw := range recs {
+		v, err := CheckDecision(raw, b, env.Registry, env.Now)
+		switch {
+		case err != nil:
+			st.Ignored = append(st.Ignored, fmt.Sprintf("%s: %v", name, err))
+			continue
+		case name != v.Decision.Signer+".json":
+			st.Ignored = append(st.Ignored, fmt.Sprintf("%s: signed by %s, filed under another name", name, v.Decision.Signer))
+			continue
+		case !isEligible[v.Decision.Signer]:
+			st.Ignored = append(st.Ignored, fmt.Sprintf("%s: %s is not among the keys that decide (%s)", name, v.Decision.Signer, strings.Join(eligible, ", ")))
+			continue
+		case seen[v.Decision.Signer]:
+			continue
+		}
+		seen[v.Decision.Signer] = true
+		s := Signer{Key: v.Decision.Signer, Owner: v.Owner, Time: v.Decision.Time, Reason: v.Decision.Reason}
+		if v.Decision.Verdict == Approve {
+			st.Approvals = append(st.Approvals, s)
+		} else {
+			st.Rejects = append(st.Rejects, s)
+		}
+	}
+	sort.Strings(st.Ignored)
+	st.Missing = max(0, st.Threshold-len(st.Approvals))
+	if a := appliedRecord(env, b); a != nil {
+		st.State, st.Applied = StateApplied, a
+		if a.Staged {
+			st.Why = "staged, not committed"
+		} else {
+			st.Why = "in commit " + a.Commit[:12]
+		}
+		return st
+	}
+	switch l.Status {
+	case propose.StatusStale:
+		st.State, st.Why = StateStale, l.Why
+		return st
+	case propose.StatusSuperseded:
+		st.State, st.Why = StateSuperseded, l.Why
+		return st
+	case propose.StatusBlocked:
+		st.State, st.Why = StateBlocked, "a policy finding denies it"
+		return st
+	}
+	// A multisig proposal is rejected once it cannot reach its threshold;
+	// one reject from an approver rejects under the human and program
+	// backends.
+	switch {
+	case len(st.Rejects) > 0 && (env.Config.Backend != Multisig || len(st.Rejects) > len(eligible)-st.Threshold):
+		st.State = StateRejected
+		st.Why = "by " + keys(st.Rejects)
+	case len(st.Approvals) >= st.Threshold:
+		st.State, st.Why = StateApproved, "by "+keys(st.Approvals)
+	default:
+		st.State = StatePending
+		st.Why = fmt.Sprintf("%d of %d approvals", len(st.Approvals), st.Threshold)
+	}
+	return st
+}
+
+func keys(ss []Signer) string {
+	var out []string
+	for _, s := range ss {
+		out = append(out, s.Key)
+	}
+	sort.Strings(out)
+	return strings.Join(out, ", ")
+}
+
+// appliedRecord returns the apply record when it is true of the
+// workspace: its commit is in HEAD's history, or (staged) the index has
+// the proposal's gitlink.
+func appliedRecord(env Env, b *Bound) *Applied {
+	raw, err := os.ReadFile(filepath.Join(env.Decisions, b.Proposal.ID, AppliedFile))
+	if err != nil {
+		return nil
+	}
+	var a Applied
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if dec.Decode(&a) != nil || a.Proposal != b.Proposal.ID || a.ProposalDigest != b.Digest {
+		return nil
+	}
+	if a.Staged {
+		if m := env.Snapshot.Submodule(b.Proposal.Submodule); m != nil && m.Gitlink == b.Proposal.To {
+			return &a
+		}
+		return nil
+	}
+	repo, err := gitrepo.Open(env.Snapshot.Root)
+	if err != nil || env.Snapshot.Superproject.Head == "" || len(a.Commit) != 40 {
+		return nil
+	}
+	onlyCommit, _, err := repo.Compare(plumbing.NewHash(a.Commit), plumbing.NewHash(env.Snapshot.Superproject.Head))
+	if err != nil || onlyCommit != 0 {
+		return nil
+	}
+	return &a
+}
