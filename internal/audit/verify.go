@@ -211,7 +211,8 @@ func Verify(r io.Reader, o VerifyOptions) (*Report, error) {
 	sort.SliceStable(rep.Checkpoints, func(i, j int) bool { return rep.Checkpoints[i].Seq < rep.Checkpoints[j].Seq })
 	if len(rep.Checkpoints) == 0 {
 		rep.Notes = append(rep.Notes, "no checkpoint: a truncated or rewritten tail cannot be told from a shorter log")
-	} else if last := rep.Checkpoints[len(rep.Checkpoints)-1].Seq; last < seen {
+	} else if last := rep.Checkpoints[len(rep.Checkpoints)-1].Seq; last+1 < seen {
+		// (The line after a checkpointed one is the checkpoint event.)
 		rep.Notes = append(rep.Notes, fmt.Sprintf("events after seq %d are not covered by a checkpoint", last))
 	}
 	if o.Registry == nil && len(rep.Checkpoints) > 0 {

@@ -1,18 +1,24 @@
 package cli
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/lambda-os/lambda-check/internal/artifact"
+	"github.com/lambda-os/lambda-check/internal/audit"
 	"github.com/lambda-os/lambda-check/internal/exitcode"
 	"github.com/lambda-os/lambda-check/internal/gittest"
+	"github.com/lambda-os/lambda-check/internal/sign"
+	"github.com/lambda-os/lambda-check/internal/stage/governance"
 	"github.com/lambda-os/lambda-check/internal/stage/plan"
 	"github.com/lambda-os/lambda-check/internal/stage/policy"
 	"github.com/lambda-os/lambda-check/internal/stage/propose"
 	"github.com/lambda-os/lambda-check/internal/stage/upgrades"
+	"github.com/lambda-os/lambda-check/internal/statedir"
 	"github.com/lambda-os/lambda-check/internal/workspace"
 )
 
@@ -113,11 +119,16 @@ func (c *DemoCmd) Run(rt *Runtime) error {
 		return fmt.Errorf("upgrades of the demo workspace: %w", err)
 	}
 	upPath := sd.File("upgrades.json")
-	if _, _, err := artifact.Write(upPath, &artifact.Envelope[*upgrades.Upgrades]{
+	_, upDigest, err := artifact.Write(upPath, &artifact.Envelope[*upgrades.Upgrades]{
 		Kind: upgrades.Spec.Kind, SchemaVersion: upgrades.Spec.Version, Producer: rt.Producer(),
 		Inputs:  []artifact.Input{{Kind: workspace.SnapshotSpec.Kind, Digest: w.digest}},
 		Payload: &ures.Upgrades,
-	}); err != nil {
+	})
+	if err != nil {
+		return err
+	}
+	if err := rt.record(sd, audit.Event{Stage: "upgrades", Inputs: []artifact.Input{{Kind: workspace.SnapshotSpec.Kind, Digest: w.digest}},
+		Output: &audit.Output{Kind: upgrades.Spec.Kind, Digest: upDigest, Path: upPath}}); err != nil {
 		return err
 	}
 	upTook := time.Since(start)
@@ -127,6 +138,16 @@ func (c *DemoCmd) Run(rt *Runtime) error {
 		return fmt.Errorf("proposals for the demo workspace: %w", err)
 	}
 	proposeTook := time.Since(start)
+
+	// Governance: a demo operator key (made here, kept in the state dir),
+	// approves the first proposal, which is then applied; the audit log is
+	// checkpointed and verified.
+	start = time.Now()
+	gov, err := demoGovernance(rt, sd, props)
+	if err != nil {
+		return fmt.Errorf("governance in the demo workspace: %w", err)
+	}
+	govTook := time.Since(start)
 
 	if rt.Globals.JSON {
 		return rt.PrintJSON(struct {
@@ -139,7 +160,9 @@ func (c *DemoCmd) Run(rt *Runtime) error {
 			Levels    [][]plan.Step     `json:"order"`
 			Upgrades  string            `json:"upgrades"`
 			Proposals []propose.Outcome `json:"proposals"`
-		}{ws.Root, ws.Remotes, w.path, w.digest, pw.path, pw.report.Summary, order.Plan.Levels, upPath, props.Outcomes})
+			Applied   string            `json:"applied"`
+			Audit     *audit.Report     `json:"audit"`
+		}{ws.Root, ws.Remotes, w.path, w.digest, pw.path, pw.report.Summary, order.Plan.Levels, upPath, props.Outcomes, gov.applied, gov.audit})
 	}
 	rt.Printf("== snapshot (%s)\n", snapTook.Round(time.Microsecond))
 	renderSnapshot(rt, w.snapshot)
@@ -151,6 +174,10 @@ func (c *DemoCmd) Run(rt *Runtime) error {
 	renderUpgrades(rt, &ures.Upgrades)
 	rt.Printf("\n== propose (%s)\n", proposeTook.Round(time.Microsecond))
 	renderOutcomes(rt, props.Outcomes, sd.File("proposals"))
+	rt.Printf("\n== governance and audit (%s)\n", govTook.Round(time.Microsecond))
+	for _, l := range gov.lines {
+		rt.Printf("%s\n", l)
+	}
 	rt.Printf("\nartifacts: %s, %s, %s\n", w.path, pw.path, upPath)
 	rt.Printf("workspace: %s\n", ws.Root)
 	rt.Printf("remotes:   %s\n", ws.Remotes)
@@ -166,6 +193,117 @@ func (c *DemoCmd) Run(rt *Runtime) error {
 		rt.Printf("  lambda-check proposals -w %s show %s --patch\n", ws.Root, o.ID)
 		rt.Printf("  nix build %s#packages.%s.%s\n", "path:"+filepath.Join(sd.File("proposals"), o.ID), ws.System, filepath.Base(o.Submodule))
 	}
-	rt.Printf("\nNot yet in this build: verify, heal, governance, notify, audit, report.\n")
+	rt.Printf("  lambda-check governance -w %s status\n", ws.Root)
+	rt.Printf("  lambda-check audit -w %s tail\n", ws.Root)
+	rt.Printf("\nNot yet in this build: verify, heal, notify, cycle, report.\n")
 	return nil
+}
+
+// demoGov is what the demo's governance step did.
+type demoGov struct {
+	applied string
+	audit   *audit.Report
+	lines   []string
+}
+
+// demoGovernance makes a demo operator key (approver and checkpoint roles)
+// in the state directory with its registry and configuration, approves the
+// first proposal with it, applies it, checkpoints the audit log and
+// verifies it. The keys are demo keys made on this machine; nothing here is
+// a published seed.
+func demoGovernance(rt *Runtime, sd *statedir.Dir, props *propose.Result) (*demoGov, error) {
+	out := &demoGov{}
+	if len(props.Outcomes) == 0 || props.Outcomes[0].Skipped != "" {
+		out.lines = append(out.lines, "no proposal to decide on")
+		return out, nil
+	}
+	keyDir := sd.File("keys")
+	if err := os.MkdirAll(keyDir, 0o700); err != nil {
+		return nil, err
+	}
+	k, err := sign.GenerateKey("demo-operator", nil)
+	if err != nil {
+		return nil, err
+	}
+	kb, err := sign.MarshalPrivateKey(k)
+	if err != nil {
+		return nil, err
+	}
+	keyPath := filepath.Join(keyDir, "demo-operator.key")
+	if err := artifact.WriteFile(keyPath, kb, 0o600); err != nil {
+		return nil, err
+	}
+	reg, err := artifact.Encode(sign.Registry{SchemaVersion: sign.RegistryVersion, Keys: []sign.Key{
+		sign.RegistryKey(k, sign.Scope{Owner: "the demo operator", Roles: []string{sign.RoleApprover, sign.RoleCheckpoint}}),
+	}})
+	if err != nil {
+		return nil, err
+	}
+	if err := artifact.WriteFile(sd.File("keys.json"), reg, 0o644); err != nil {
+		return nil, err
+	}
+	cfgPath := sd.File("config.json")
+	if _, err := os.Stat(cfgPath); err == nil || rt.Globals.Config != "" {
+		return nil, fmt.Errorf("the demo's state dir already has a configuration")
+	}
+	if err := artifact.WriteFile(cfgPath, []byte("{\n  \"schemaVersion\": 1,\n  \"keys\": \"keys.json\",\n  \"governance\": {\"backend\": \"human\"}\n}\n"), 0o644); err != nil {
+		return nil, err
+	}
+	rt.cfg = nil // read the configuration just written
+
+	id := props.Outcomes[0].ID
+	env, err := govEnv(rt, sd, true)
+	if err != nil {
+		return nil, err
+	}
+	st, err := governance.Record(env, id, governance.Approve, "demo: reviewed the patch", k)
+	if err != nil {
+		return nil, err
+	}
+	if err := rt.record(sd, audit.Event{Stage: governance.Approve, Detail: fmt.Sprintf("%s by %s: now %s", id, k.ID, st.State)}); err != nil {
+		return nil, err
+	}
+	out.lines = append(out.lines, fmt.Sprintf("approved %s with the demo key %s: %s", id, k.ID, st.State))
+	env, err = govEnv(rt, sd, true)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	sub := &Runtime{Ctx: rt.Ctx, Env: rt.Env, Globals: rt.Globals, cfg: rt.cfg}
+	sub.Env.Stdout = &buf
+	if err := applyLocked(sub, sd, env, id, false); err != nil {
+		return nil, err
+	}
+	out.lines = append(out.lines, strings.TrimSpace(buf.String()))
+	out.applied = id
+	cp, err := checkpointLocked(rt, sd, k)
+	if err != nil {
+		return nil, err
+	}
+	out.lines = append(out.lines, fmt.Sprintf("audit checkpoint at seq %d signed by %s", cp.Seq, cp.Signer))
+	f, err := os.Open(sd.File(auditFile))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	regParsed, _, err := rt.registry()
+	if err != nil {
+		return nil, err
+	}
+	cps, err := audit.ReadCheckpoints(sd.File(checkpointsDir))
+	if err != nil {
+		return nil, err
+	}
+	now, _ := rt.Clock()
+	rep, err := audit.Verify(f, audit.VerifyOptions{Registry: regParsed, Now: now, Checkpoints: cps})
+	if err != nil {
+		return nil, err
+	}
+	out.audit = rep
+	if rep.Problem != nil {
+		return nil, fmt.Errorf("the demo's audit log does not verify: %v", rep.Problem)
+	}
+	out.lines = append(out.lines, fmt.Sprintf("audit verify: %d events, head %s; the checkpoint of seq %d is valid in the log and beside it", rep.Events, rep.Head[:19]+"…", cp.Seq))
+	out.lines = append(out.lines, fmt.Sprintf("demo key (approver, checkpoint): %s, registry %s", keyPath, sd.File("keys.json")))
+	return out, nil
 }

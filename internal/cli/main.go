@@ -72,14 +72,16 @@ type Globals struct {
 type CLI struct {
 	Globals
 
-	Snapshot  SnapshotCmd  `cmd:"" help:"Capture the workspace's exact state into snapshot.json."`
-	Diff      DiffCmd      `cmd:"" help:"Tell what changed between two snapshots."`
-	Policy    PolicyCmd    `cmd:"" help:"Check the workspace against the node's rules into policy.json."`
-	Upgrades  UpgradesCmd  `cmd:"" help:"Find upstream commits beyond each pin (fast-forwards only) into upgrades.json."`
-	Propose   ProposeCmd   `cmd:"" help:"Turn each upgrade into a proposal: a patch and a Nix flake."`
-	Proposals ProposalsCmd `cmd:"" help:"List proposals or show one."`
-	Graph     GraphCmd     `cmd:"" help:"Print how the workspace's repositories depend on each other."`
-	Plan      PlanCmd      `cmd:"" help:"Order changed inputs by dependency, leaves first, into plan.json."`
+	Snapshot   SnapshotCmd   `cmd:"" help:"Capture the workspace's exact state into snapshot.json."`
+	Diff       DiffCmd       `cmd:"" help:"Tell what changed between two snapshots."`
+	Policy     PolicyCmd     `cmd:"" help:"Check the workspace against the node's rules into policy.json."`
+	Upgrades   UpgradesCmd   `cmd:"" help:"Find upstream commits beyond each pin (fast-forwards only) into upgrades.json."`
+	Propose    ProposeCmd    `cmd:"" help:"Turn each upgrade into a proposal: a patch and a Nix flake."`
+	Proposals  ProposalsCmd  `cmd:"" help:"List proposals or show one."`
+	Governance GovernanceCmd `cmd:"" help:"Approve, reject and apply proposals with signed decisions."`
+	Audit      AuditCmd      `cmd:"" help:"Verify, read, checkpoint and publish the tamper-evident audit log."`
+	Graph      GraphCmd      `cmd:"" help:"Print how the workspace's repositories depend on each other."`
+	Plan       PlanCmd       `cmd:"" help:"Order changed inputs by dependency, leaves first, into plan.json."`
 
 	Key          KeyCmd          `cmd:"" help:"Make and inspect ed25519 signing keys."`
 	SignMetadata SignMetadataCmd `cmd:"" name:"sign-metadata" help:"Sign module metadata.json files with a key."`

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/lambda-os/lambda-check/internal/artifact"
+	"github.com/lambda-os/lambda-check/internal/audit"
 	"github.com/lambda-os/lambda-check/internal/exitcode"
 	"github.com/lambda-os/lambda-check/internal/stage/plan"
 	"github.com/lambda-os/lambda-check/internal/stage/upgrades"
@@ -98,6 +99,10 @@ func (c *PlanCmd) Run(rt *Runtime) error {
 		Kind: plan.Spec.Kind, SchemaVersion: plan.Spec.Version, Producer: rt.Producer(), Inputs: inputs, Payload: &res.Plan,
 	})
 	if err != nil {
+		return err
+	}
+	if err := rt.record(sd, audit.Event{Stage: "plan", Inputs: inputs, Output: output(plan.Spec.Kind, out, b),
+		Detail: fmt.Sprintf("%d changes in %d levels", len(res.Plan.Changes), len(res.Plan.Levels))}); err != nil {
 		return err
 	}
 	if rt.Globals.JSON {

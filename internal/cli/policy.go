@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lambda-os/lambda-check/internal/artifact"
+	"github.com/lambda-os/lambda-check/internal/audit"
 	"github.com/lambda-os/lambda-check/internal/exitcode"
 	"github.com/lambda-os/lambda-check/internal/stage/policy"
 	"github.com/lambda-os/lambda-check/internal/stage/snapshot"
@@ -136,6 +137,15 @@ func checkPolicy(rt *Runtime, sd *statedir.Dir, snap *workspace.Snapshot, snapDi
 		Payload: &res.Report,
 	})
 	if err != nil {
+		return nil, err
+	}
+	result := audit.ResultOK
+	if res.Report.Summary.Verdict != "pass" {
+		result = audit.ResultFail
+	}
+	if err := rt.record(sd, audit.Event{Stage: "policy", Inputs: []artifact.Input{{Kind: workspace.SnapshotSpec.Kind, Digest: snapDigest}},
+		Output: output(policy.Spec.Kind, out, b), Result: result,
+		Detail: fmt.Sprintf("%s: %d deny, %d warn", res.Report.Summary.Verdict, res.Report.Summary.Deny, res.Report.Summary.Warn)}); err != nil {
 		return nil, err
 	}
 	return &policyWritten{report: &res.Report, bytes: b, path: out, digest: digest}, nil

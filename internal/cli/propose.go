@@ -9,8 +9,10 @@ import (
 	"strings"
 
 	"github.com/lambda-os/lambda-check/internal/artifact"
+	"github.com/lambda-os/lambda-check/internal/audit"
 	"github.com/lambda-os/lambda-check/internal/exitcode"
 	"github.com/lambda-os/lambda-check/internal/gitrepo"
+	"github.com/lambda-os/lambda-check/internal/stage/governance"
 	"github.com/lambda-os/lambda-check/internal/stage/plan"
 	"github.com/lambda-os/lambda-check/internal/stage/policy"
 	"github.com/lambda-os/lambda-check/internal/stage/propose"
@@ -130,7 +132,29 @@ func proposeLocked(rt *Runtime, sd *statedir.Dir, snap *workspace.Snapshot, up *
 	if errors.Is(err, propose.ErrBaseMoved) {
 		return nil, exitcode.Input(err, "run 'lambda-check upgrades' again")
 	}
-	return res, err
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range res.Outcomes {
+		e := audit.Event{Stage: "propose", Detail: fmt.Sprintf("%s %s → %s", o.Submodule, short(o.From), short(o.To))}
+		if o.Skipped != "" {
+			e.Result, e.Detail = audit.ResultFail, e.Detail+": skipped: "+o.Skipped
+		} else {
+			p := filepath.Join(sd.File("proposals"), o.ID, propose.ProposalFile)
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return nil, err
+			}
+			e.Output = output(propose.Spec.Kind, p, b)
+			if !o.Approvable {
+				e.Result, e.Detail = audit.ResultFail, e.Detail+": not approvable"
+			}
+		}
+		if err := rt.record(sd, e); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
 }
 
 // loadPolicyConfig reads --policy, or <workspace>/policy.json when it
@@ -262,7 +286,28 @@ func listProposals(rt *Runtime) ([]propose.Listed, error) {
 	if err != nil {
 		return nil, err
 	}
-	return propose.List(sd.File("proposals"), &snap.Snapshot, sd.File("remotes"))
+	ls, err := propose.List(sd.File("proposals"), &snap.Snapshot, sd.File("remotes"))
+	if err != nil {
+		return nil, err
+	}
+	// An applied proposal's base has moved, of course: say applied.
+	for i := range ls {
+		l := &ls[i]
+		if l.Problem != "" || l.Status != propose.StatusStale {
+			continue
+		}
+		b, err := governance.LoadBound(sd.File("proposals"), l.Proposal.ID)
+		if err != nil {
+			continue
+		}
+		if a := governance.AppliedFor(sd.File("decisions"), &snap.Snapshot, b); a != nil {
+			l.Status, l.Why = governance.StateApplied, "in commit "+short(a.Commit)
+			if a.Staged {
+				l.Why = "staged, not committed"
+			}
+		}
+	}
+	return ls, nil
 }
 
 // ProposalsShowCmd is "lambda-check proposals show".

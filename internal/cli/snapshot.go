@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/lambda-os/lambda-check/internal/artifact"
+	"github.com/lambda-os/lambda-check/internal/audit"
 	"github.com/lambda-os/lambda-check/internal/exitcode"
 	"github.com/lambda-os/lambda-check/internal/stage/snapshot"
 	"github.com/lambda-os/lambda-check/internal/statedir"
@@ -127,6 +128,9 @@ func snapshotLocked(rt *Runtime, sd *statedir.Dir, out string) (*written, error)
 		Producer: rt.Producer(), Payload: &res.Snapshot,
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := rt.record(sd, audit.Event{Stage: "snapshot", Output: output(workspace.SnapshotSpec.Kind, out, b)}); err != nil {
 		return nil, err
 	}
 	return &written{snapshot: &res.Snapshot, path: out, digest: digest, bytes: b}, nil

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/lambda-os/lambda-check/internal/artifact"
+	"github.com/lambda-os/lambda-check/internal/audit"
 	"github.com/lambda-os/lambda-check/internal/exitcode"
 	"github.com/lambda-os/lambda-check/internal/stage/snapshot"
 	"github.com/lambda-os/lambda-check/internal/stage/upgrades"
@@ -96,6 +97,12 @@ func (c *UpgradesCmd) Run(rt *Runtime) error {
 		Payload: &res.Upgrades,
 	})
 	if err != nil {
+		return err
+	}
+	s := res.Upgrades.Summary
+	if err := rt.record(sd, audit.Event{Stage: "upgrades", Inputs: []artifact.Input{{Kind: workspace.SnapshotSpec.Kind, Digest: snapDigest}},
+		Output: output(upgrades.Spec.Kind, out, b),
+		Detail: fmt.Sprintf("%d behind, %d ahead, %d diverged, %d unknown", s.Behind, s.Ahead, s.Diverged, s.Unknown)}); err != nil {
 		return err
 	}
 	if rt.Globals.JSON {

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -25,6 +26,39 @@ type Config struct {
 	Snapshot      Snapshot `json:"snapshot"`
 	Graph         Graph    `json:"graph"`
 	Upgrades      Upgrades `json:"upgrades"`
+	// Keys is the key registry (keys.json) governance decisions and audit
+	// checkpoints are checked against, relative to this file.
+	Keys       string     `json:"keys,omitempty"`
+	Governance Governance `json:"governance"`
+	// Dir is the directory of the configuration file (the state directory
+	// when there is none): relative paths are resolved against it.
+	Dir string `json:"-"`
+}
+
+// Governance configures how proposals are decided.
+type Governance struct {
+	// Backend is human (one approver), multisig (Threshold of Signers) or
+	// program (an external decider). Default human.
+	Backend   string   `json:"backend,omitempty"`
+	Threshold int      `json:"threshold,omitempty"`
+	Signers   []string `json:"signers,omitempty"`
+	// Program is the decider's command and arguments.
+	Program []string `json:"program,omitempty"`
+	// ProgramTimeout bounds a decider run ("60s").
+	ProgramTimeout string `json:"programTimeout,omitempty"`
+	// AutoApply applies a proposal as soon as a decision approves it.
+	AutoApply bool `json:"autoApply,omitempty"`
+}
+
+// KeysPath returns the key registry's path, or "" when none is configured.
+func (c *Config) KeysPath() string {
+	if c.Keys == "" {
+		return ""
+	}
+	if path.IsAbs(c.Keys) {
+		return c.Keys
+	}
+	return c.Dir + "/" + c.Keys
 }
 
 // Upgrades configures how remotes are queried.
@@ -120,17 +154,34 @@ func Load(p string, optional bool) (*Config, error) {
 	}
 	b, err := os.ReadFile(p)
 	if optional && errors.Is(err, fs.ErrNotExist) {
-		return Default(), nil
+		c := Default()
+		c.Dir = filepath.Dir(p)
+		return c, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	return Parse(b, fmt.Sprintf("%q", p))
+	c, err := Parse(b, fmt.Sprintf("%q", p))
+	if err != nil {
+		return nil, err
+	}
+	c.Dir = filepath.Dir(p)
+	return c, nil
 }
 
 func (c *Config) validate() error {
 	if c.Snapshot.Parallelism < 0 {
 		return fmt.Errorf("snapshot.parallelism must be >= 0, got %d", c.Snapshot.Parallelism)
+	}
+	switch c.Governance.Backend {
+	case "", "human", "multisig", "program":
+	default:
+		return fmt.Errorf("governance.backend %q is not human, multisig or program", c.Governance.Backend)
+	}
+	if t := c.Governance.ProgramTimeout; t != "" {
+		if d, err := time.ParseDuration(t); err != nil || d <= 0 {
+			return fmt.Errorf("governance.programTimeout: %q is not a positive duration", t)
+		}
 	}
 	if c.Upgrades.Parallelism < 0 {
 		return fmt.Errorf("upgrades.parallelism must be >= 0, got %d", c.Upgrades.Parallelism)

@@ -37,9 +37,12 @@ func TestParseErrors(t *testing.T) {
 
 func TestLoadOptional(t *testing.T) {
 	t.Parallel()
-	cfg, err := config.Load(filepath.Join(t.TempDir(), "absent.json"), true)
+	dir := t.TempDir()
+	cfg, err := config.Load(filepath.Join(dir, "absent.json"), true)
 	assert.NilError(t, err)
-	assert.DeepEqual(t, cfg, config.Default())
+	want := config.Default()
+	want.Dir = dir
+	assert.DeepEqual(t, cfg, want)
 	_, err = config.Load(filepath.Join(t.TempDir(), "absent.json"), false)
 	assert.ErrorIs(t, err, os.ErrNotExist)
 }

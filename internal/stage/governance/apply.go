@@ -57,7 +57,7 @@ func Apply(ctx context.Context, req ApplyRequest) (*ApplyResult, error) {
 		if st.Why != "" {
 			why = " (" + st.Why + ")"
 		}
-		return nil, fmt.Errorf("%w: proposal %s is %s%s; only an approved proposal is applied", ErrTransition, req.ID, st.State, why)
+		return nil, transition("proposal %s is %s%s: only an approved proposal is applied", req.ID, st.State, why)
 	}
 	b, err := LoadBound(req.Proposals, req.ID)
 	if err != nil {

@@ -160,7 +160,7 @@ func (r Records) Write(signer string, raw []byte) error {
 	}
 	p := filepath.Join(r.Dir, signer+".json")
 	if _, err := os.Stat(p); err == nil {
-		return fmt.Errorf("%w: %s has already decided on this proposal", ErrTransition, signer)
+		return transition("%s has already decided on this proposal", signer)
 	}
 	return artifact.WriteFile(p, raw, 0o644)
 }
@@ -193,6 +193,9 @@ func (r Records) Read() (map[string][]byte, error) {
 	return out, nil
 }
 
+// ErrKey: the key cannot decide on this proposal.
+var ErrKey = errors.New("key refused")
+
 // Record signs and files a decision of one key on a proposal, after
 // checking the transition is allowed (approve: pending; reject: pending or
 // approved, not yet applied) and that the decision will count (the key is
@@ -209,10 +212,10 @@ func Record(env Env, id, verdict, reason string, k *sign.PrivateKey) (*State, er
 		if st.Why != "" {
 			why = " (" + st.Why + ")"
 		}
-		return nil, fmt.Errorf("%w: cannot %s proposal %s: it is %s%s", ErrTransition, verdict, id, st.State, why)
+		return nil, transition("cannot %s proposal %s: it is %s%s", verdict, id, st.State, why)
 	}
 	if env.Config.Backend == Program {
-		return nil, fmt.Errorf("%w: the program backend decides through its decider ('governance decide')", ErrTransition)
+		return nil, transition("the program backend decides through its decider ('governance decide')")
 	}
 	b, err := LoadBound(env.Proposals, id)
 	if err != nil {
@@ -223,14 +226,14 @@ func Record(env Env, id, verdict, reason string, k *sign.PrivateKey) (*State, er
 		return nil, err
 	}
 	if _, err := CheckDecision(raw, b, env.Registry, env.Now); err != nil {
-		return nil, fmt.Errorf("the decision of key %s would not count: %w", k.ID, err)
+		return nil, fmt.Errorf("%w: the decision of key %s would not count: %w", ErrKey, k.ID, err)
 	}
 	eligible := false
 	for _, e := range env.Config.eligible(env.Registry) {
 		eligible = eligible || e == k.ID
 	}
 	if !eligible {
-		return nil, fmt.Errorf("the decision of key %s would not count: it is not among the keys that decide", k.ID)
+		return nil, fmt.Errorf("%w: the decision of key %s would not count: it is not among the keys that decide", ErrKey, k.ID)
 	}
 	if err := RecordsFor(env.Decisions, id).Write(k.ID, raw); err != nil {
 		return nil, err

@@ -37,14 +37,14 @@ func (e *DeciderError) Unwrap() error { return e.Err }
 // filed. It returns the record's verdict.
 func Decide(ctx context.Context, env Env, id string) (*Decision, error) {
 	if env.Config.Backend != Program {
-		return nil, fmt.Errorf("%w: the %s backend does not run a decider; decisions come from 'governance approve' and 'reject'", ErrTransition, env.Config.Backend)
+		return nil, transition("the %s backend does not run a decider; decisions come from 'governance approve' and 'reject'", env.Config.Backend)
 	}
 	st, err := EvaluateOne(env, id)
 	if err != nil {
 		return nil, err
 	}
 	if st.State != StatePending {
-		return nil, fmt.Errorf("%w: proposal %s is %s", ErrTransition, id, st.State)
+		return nil, transition("proposal %s is %s: the decider runs on pending proposals", id, st.State)
 	}
 	b, err := LoadBound(env.Proposals, id)
 	if err != nil {

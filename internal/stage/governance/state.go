@@ -43,6 +43,17 @@ const (
 // state.
 var ErrTransition = errors.New("not allowed in this state")
 
+// transitionError says which transition was refused and why; it matches
+// ErrTransition.
+type transitionError struct{ msg string }
+
+func (e *transitionError) Error() string        { return e.msg }
+func (e *transitionError) Is(target error) bool { return target == ErrTransition }
+
+func transition(format string, a ...any) error {
+	return &transitionError{fmt.Sprintf(format, a...)}
+}
+
 // Config is the governance configuration.
 type Config struct {
 	Backend string
@@ -229,7 +240,7 @@ func evaluate(env Env, l propose.Listed) State {
 	}
 	sort.Strings(st.Ignored)
 	st.Missing = max(0, st.Threshold-len(st.Approvals))
-	if a := appliedRecord(env, b); a != nil {
+	if a := AppliedFor(env.Decisions, env.Snapshot, b); a != nil {
 		st.State, st.Applied = StateApplied, a
 		if a.Staged {
 			st.Why = "staged, not committed"
@@ -274,11 +285,11 @@ func keys(ss []Signer) string {
 	return strings.Join(out, ", ")
 }
 
-// appliedRecord returns the apply record when it is true of the
+// AppliedFor returns a proposal's apply record when it is true of the
 // workspace: its commit is in HEAD's history, or (staged) the index has
 // the proposal's gitlink.
-func appliedRecord(env Env, b *Bound) *Applied {
-	raw, err := os.ReadFile(filepath.Join(env.Decisions, b.Proposal.ID, AppliedFile))
+func AppliedFor(decisions string, snap *workspace.Snapshot, b *Bound) *Applied {
+	raw, err := os.ReadFile(filepath.Join(decisions, b.Proposal.ID, AppliedFile))
 	if err != nil {
 		return nil
 	}
@@ -289,16 +300,16 @@ func appliedRecord(env Env, b *Bound) *Applied {
 		return nil
 	}
 	if a.Staged {
-		if m := env.Snapshot.Submodule(b.Proposal.Submodule); m != nil && m.Gitlink == b.Proposal.To {
+		if m := snap.Submodule(b.Proposal.Submodule); m != nil && m.Gitlink == b.Proposal.To {
 			return &a
 		}
 		return nil
 	}
-	repo, err := gitrepo.Open(env.Snapshot.Root)
-	if err != nil || env.Snapshot.Superproject.Head == "" || len(a.Commit) != 40 {
+	repo, err := gitrepo.Open(snap.Root)
+	if err != nil || snap.Superproject.Head == "" || len(a.Commit) != 40 {
 		return nil
 	}
-	onlyCommit, _, err := repo.Compare(plumbing.NewHash(a.Commit), plumbing.NewHash(env.Snapshot.Superproject.Head))
+	onlyCommit, _, err := repo.Compare(plumbing.NewHash(a.Commit), plumbing.NewHash(snap.Superproject.Head))
 	if err != nil || onlyCommit != 0 {
 		return nil
 	}
