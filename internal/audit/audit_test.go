@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -272,4 +274,54 @@ func BenchmarkVerify(b *testing.B) {
 			b.Fatalf("%v %+v", err, rep)
 		}
 	}
+}
+
+// TestBenchReport prints the figure docs/performance.md records: verifying
+// a million-event log, against sha256sum reading and hashing the same file
+// once (the least any check of its content costs). It runs only when
+// LAMBDA_CHECK_BENCH=1, and asserts nothing about time.
+func TestBenchReport(t *testing.T) {
+	if os.Getenv("LAMBDA_CHECK_BENCH") != "1" {
+		t.Skip("skipped: set LAMBDA_CHECK_BENCH=1 to measure (see docs/performance.md)")
+	}
+	p := filepath.Join(t.TempDir(), "audit.jsonl")
+	f, err := os.Create(p)
+	assert.NilError(t, err)
+	prev := Genesis
+	for i := range 1_000_000 {
+		e := event(i)
+		e.Seq, e.Prev = int64(i+1), prev
+		line, d, err := encode(&e)
+		assert.NilError(t, err)
+		_, err = f.Write(line)
+		assert.NilError(t, err)
+		prev = d
+	}
+	assert.NilError(t, f.Close())
+	st, err := os.Stat(p)
+	assert.NilError(t, err)
+	median := func(run func()) time.Duration {
+		var ds []time.Duration
+		for range 3 {
+			start := time.Now()
+			run()
+			ds = append(ds, time.Since(start))
+		}
+		sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+		return ds[1]
+	}
+	ours := median(func() {
+		f, err := os.Open(p)
+		assert.NilError(t, err)
+		defer f.Close()
+		rep, err := Verify(f, VerifyOptions{})
+		assert.NilError(t, err)
+		assert.Assert(t, rep.Problem == nil && rep.Events == 1_000_000)
+	})
+	theirs := median(func() {
+		out, err := exec.Command("sha256sum", p).CombinedOutput()
+		assert.NilError(t, err, string(out))
+	})
+	fmt.Printf("| events | log size | audit verify | sha256sum of the file | ratio |\n|---|---|---|---|---|\n")
+	fmt.Printf("| 1,000,000 | %d MB | %.2f s | %.2f s | %.2fx |\n", st.Size()>>20, ours.Seconds(), theirs.Seconds(), float64(ours)/float64(theirs))
 }
