@@ -21,7 +21,7 @@ import (
 
 // GovernanceCmd is "lambda-check governance".
 type GovernanceCmd struct {
-	Status       GovStatusCmd       `cmd:"" default:"withargs" help:"List proposals with their governance state."`
+	Status       GovStatusCmd       `cmd:"" default:"withargs" aliases:"list" help:"List proposals with their governance state."`
 	Show         GovShowCmd         `cmd:"" help:"Show one proposal's state: who approved, who is missing, what was ignored."`
 	Approve      GovApproveCmd      `cmd:"" help:"Approve a proposal with your key."`
 	Reject       GovRejectCmd       `cmd:"" help:"Reject a proposal with your key."`

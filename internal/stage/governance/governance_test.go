@@ -158,6 +158,25 @@ func TestHumanApproveApply(t *testing.T) {
 	assert.Equal(t, st.State, StateStale)
 	_, err = Record(env, f.ids[1], Approve, "", f.keys["alice"])
 	assert.Assert(t, errors.Is(err, ErrTransition), "%v", err)
+	_, err = Apply(context.Background(), ApplyRequest{Env: env, ID: f.ids[1]})
+	assert.Assert(t, errors.Is(err, ErrTransition), "%v", err)
+	assert.ErrorContains(t, err, "is stale")
+}
+
+// A proposal approved before the workspace moved is still refused.
+func TestApplyStaleApproved(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	env := f.env(t, Config{Backend: Human})
+	_, err := Record(env, f.ids[0], Approve, "", f.keys["alice"])
+	assert.NilError(t, err)
+	git(t, f.ws.Root, "-c", "user.name=o", "-c", "user.email=o@o", "commit", "-q", "--allow-empty", "-m", "moved")
+	env.Snapshot = f.snapshot(t)
+	head := git(t, f.ws.Root, "rev-parse", "HEAD")
+	_, err = Apply(context.Background(), ApplyRequest{Env: env, ID: f.ids[0]})
+	assert.Assert(t, errors.Is(err, ErrTransition), "%v", err)
+	assert.ErrorContains(t, err, "is stale")
+	assert.Equal(t, git(t, f.ws.Root, "rev-parse", "HEAD"), head)
 }
 
 // Forged, replayed, duplicated and expired decisions do not count.
