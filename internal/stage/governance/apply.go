@@ -97,7 +97,8 @@ func Apply(ctx context.Context, req ApplyRequest) (*ApplyResult, error) {
 				url = repl + strings.TrimPrefix(url, prefix)
 			}
 		}
-		if _, err := sub.Fetch(ctx, url, p.Branch, map[string]plumbing.Hash{"pin": from}); err != nil {
+		// The submodule's own refs tell the remote what it has.
+		if _, err := sub.Fetch(ctx, url, p.Branch, nil); err != nil {
 			return nil, fmt.Errorf("fetch %s into %s: %w", p.To[:12], p.Submodule, err)
 		}
 		if !sub.HasCommit(to) {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-git/go-git/v5/plumbing"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 
@@ -417,3 +418,54 @@ func FuzzParseDecision(f *testing.F) {
 		}
 	})
 }
+
+// The new revision is not in the submodule (nor in anything it borrows
+// from): apply fetches it from the submodule's remote.
+func TestApplyFetches(t *testing.T) {
+	t.Parallel()
+	requires.Tool(t, "git")
+	ws, err := gittest.Generate(context.Background(), t.TempDir(), gittest.Options{Modules: 3})
+	assert.NilError(t, err)
+	chat := ws.Repo("logos-chat-module")
+	// A remote the workspace has never seen, one commit ahead.
+	other := filepath.Join(t.TempDir(), "other.git")
+	git(t, t.TempDir(), "clone", "-q", "--bare", chat.Remote, other)
+	tree := git(t, other, "rev-parse", "HEAD^{tree}")
+	cmd := exec.Command("git", "-C", other, "commit-tree", tree, "-p", "HEAD", "-m", "Only on the other remote")
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=u", "GIT_AUTHOR_EMAIL=u@u", "GIT_COMMITTER_NAME=u", "GIT_COMMITTER_EMAIL=u@u")
+	out, err := cmd.Output()
+	assert.NilError(t, err)
+	newHead := strings.TrimSpace(string(out))
+	git(t, other, "update-ref", "refs/heads/master", newHead)
+	git(t, ws.Root, "config", "-f", ".gitmodules", "submodule."+chat.Path+".url", other)
+	git(t, ws.Root, "-c", "user.name=o", "-c", "user.email=o@o", "commit", "-q", "-am", "Use the other remote")
+
+	f := &fixture{ws: ws, state: t.TempDir(), keys: map[string]*sign.PrivateKey{"alice": key(t, "alice", 10)}}
+	b, err := artifact.Encode(sign.Registry{SchemaVersion: 1, Keys: []sign.Key{sign.RegistryKey(f.keys["alice"], sign.Scope{Roles: []string{sign.RoleApprover}})}})
+	assert.NilError(t, err)
+	f.reg, err = sign.ParseRegistry(b)
+	assert.NilError(t, err)
+	s := f.snapshot(t)
+	up, err := upgrades.Run(context.Background(), upgrades.Request{Snapshot: s, Store: filepath.Join(f.state, "remotes")})
+	assert.NilError(t, err)
+	assert.Equal(t, up.Upgrades.Summary.Behind, 1)
+	cfg, err := policy.ParseConfig([]byte(`{"schemaVersion": 1, "rules": {"local-override": {"enabled": false}}}`), "t", ws.Root)
+	assert.NilError(t, err)
+	res, err := propose.Run(context.Background(), propose.Request{Snapshot: s, Upgrades: &up.Upgrades, Stores: filepath.Join(f.state, "remotes"),
+		Dir: filepath.Join(f.state, "proposals"), Policy: cfg, Author: gitrepo.Signature{Name: "lambda-check", Email: "lambda-check@localhost"},
+		Producer: artifact.Producer{Name: "lambda-check", Version: "test"}})
+	assert.NilError(t, err)
+	id := res.Outcomes[0].ID
+	env := f.env(t, Config{Backend: Human})
+	sub, err := gitrepo.Open(filepath.Join(ws.Root, chat.Path))
+	assert.NilError(t, err)
+	assert.Check(t, !sub.HasCommit(plumbingHash(newHead)), "the submodule must lack it for this test")
+	_, err = Record(env, id, Approve, "", f.keys["alice"])
+	assert.NilError(t, err)
+	_, err = Apply(context.Background(), ApplyRequest{Env: env, ID: id, Committer: gitrepo.Signature{Name: "op", Email: "op@node"}})
+	assert.NilError(t, err)
+	assert.Equal(t, git(t, filepath.Join(ws.Root, chat.Path), "rev-parse", "HEAD"), newHead)
+	assert.Equal(t, git(t, ws.Root, "status", "--porcelain"), "")
+}
+
+func plumbingHash(s string) plumbing.Hash { return plumbing.NewHash(s) }
