@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,11 +15,42 @@ import (
 	"github.com/lambda-os/lambda-check/internal/cli"
 	"github.com/lambda-os/lambda-check/internal/gittest"
 	"github.com/lambda-os/lambda-check/internal/gittest/requires"
+	"github.com/lambda-os/lambda-check/internal/logos/logostest"
 	"github.com/lambda-os/lambda-check/internal/sign"
 )
 
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
+		// Stand-ins for the Logos runtime hosts of both generations.
+		"logos_host":    func() { logostest.HostMain("march") },
+		"logos_host_qt": func() { logostest.HostMain("august") },
+		// genplugin DIR NAME [MODE]: a module directory with a stand-in
+		// plugin (manifest layout, Qt 6.4).
+		"genplugin": func() {
+			a := os.Args[1:]
+			if len(a) < 2 {
+				fmt.Fprintln(os.Stderr, "usage: genplugin DIR NAME [MODE]")
+				os.Exit(2)
+			}
+			p := logostest.Plugin{Name: a[1], QtMajor: 6, QtMinor: 4, Main: a[1] + "_plugin", IID: "org.logos.ModuleInterface"}
+			if len(a) > 2 {
+				p.Mode = a[2]
+			}
+			dir := filepath.Join(a[0], a[1])
+			so := a[1] + "_plugin.so"
+			err := os.MkdirAll(dir, 0o755)
+			if err == nil {
+				err = os.WriteFile(filepath.Join(dir, "manifest.json"), []byte(fmt.Sprintf(`{"name": %q, "version": "0.1.0", "main": {"linux-amd64": %q, "linux-x86_64": %q, "linux-arm64": %q, "linux-aarch64": %q}}`, a[1], so, so, so, so)), 0o644)
+			}
+			if err == nil {
+				err = logostest.WritePlugin(filepath.Join(dir, so), p)
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+			os.Exit(0)
+		},
 		"lambda-check": func() {
 			dir, _ := os.Getwd()
 			os.Exit(cli.Main(context.Background(), os.Args[1:], cli.Env{

@@ -75,6 +75,8 @@ type CLI struct {
 	Snapshot   SnapshotCmd   `cmd:"" help:"Capture the workspace's exact state into snapshot.json."`
 	Diff       DiffCmd       `cmd:"" help:"Tell what changed between two snapshots."`
 	Policy     PolicyCmd     `cmd:"" help:"Check the workspace against the node's rules into policy.json."`
+	Verify     VerifyCmd     `cmd:"" help:"Load every module through the Logos runtime host; verdicts into verify.json."`
+	Heal       HealCmd       `cmd:"" help:"Find modules that regressed since the last verify and propose their rollback."`
 	Upgrades   UpgradesCmd   `cmd:"" help:"Find upstream commits beyond each pin (fast-forwards only) into upgrades.json."`
 	Propose    ProposeCmd    `cmd:"" help:"Turn each upgrade into a proposal: a patch and a Nix flake."`
 	Proposals  ProposalsCmd  `cmd:"" help:"List proposals or show one."`

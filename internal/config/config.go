@@ -30,6 +30,8 @@ type Config struct {
 	// checkpoints are checked against, relative to this file.
 	Keys       string     `json:"keys,omitempty"`
 	Governance Governance `json:"governance"`
+	Verify     Verify     `json:"verify"`
+	Heal       Heal       `json:"heal"`
 	// Dir is the directory of the configuration file (the state directory
 	// when there is none): relative paths are resolved against it.
 	Dir string `json:"-"`
@@ -48,6 +50,45 @@ type Governance struct {
 	ProgramTimeout string `json:"programTimeout,omitempty"`
 	// AutoApply applies a proposal as soon as a decision approves it.
 	AutoApply bool `json:"autoApply,omitempty"`
+}
+
+// Verify configures the verify stage.
+type Verify struct {
+	// ModulesDir holds the built modules (default <workspace>/result/modules).
+	ModulesDir string `json:"modulesDir,omitempty"`
+	// Host is the runtime host binary; Generation "march" or "august"
+	// (default: asked from the host's --help).
+	Host       string `json:"host,omitempty"`
+	Generation string `json:"generation,omitempty"`
+	// Qt is the host's Qt version ("6.4"): newer plugins are refused
+	// statically.
+	Qt string `json:"qt,omitempty"`
+	// Deadline bounds each load ("10s").
+	Deadline    string `json:"deadline,omitempty"`
+	Parallelism int    `json:"parallelism,omitempty"`
+	// Env are variables added to each load's minimal environment.
+	Env []string `json:"env,omitempty"`
+	// Bwrap runs each load under bubblewrap (no network, read-only /).
+	Bwrap bool `json:"bwrap,omitempty"`
+	// Build is run in the workspace before verifying again after a heal
+	// (it rebuilds ModulesDir from the healed pins).
+	Build []string `json:"build,omitempty"`
+}
+
+// Heal configures the heal stage.
+type Heal struct {
+	// AutoApply approves (with Key) and applies a rollback at once.
+	AutoApply bool `json:"autoApply,omitempty"`
+	// Key is an approver key file allowed to approve rollbacks.
+	Key string `json:"key,omitempty"`
+}
+
+// Path resolves p against the configuration's directory.
+func (c *Config) Path(p string) string {
+	if p == "" || path.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(c.Dir, p)
 }
 
 // KeysPath returns the key registry's path, or "" when none is configured.
@@ -172,6 +213,25 @@ func Load(p string, optional bool) (*Config, error) {
 func (c *Config) validate() error {
 	if c.Snapshot.Parallelism < 0 {
 		return fmt.Errorf("snapshot.parallelism must be >= 0, got %d", c.Snapshot.Parallelism)
+	}
+	if d := c.Verify.Deadline; d != "" {
+		if v, err := time.ParseDuration(d); err != nil || v <= 0 {
+			return fmt.Errorf("verify.deadline: %q is not a positive duration", d)
+		}
+	}
+	switch c.Verify.Generation {
+	case "", "march", "august":
+	default:
+		return fmt.Errorf("verify.generation %q is not march or august", c.Verify.Generation)
+	}
+	if q := c.Verify.Qt; q != "" {
+		var a, b int
+		if n, err := fmt.Sscanf(q, "%d.%d", &a, &b); n != 2 || err != nil {
+			return fmt.Errorf("verify.qt: %q is not MAJOR.MINOR", q)
+		}
+	}
+	if c.Heal.AutoApply && c.Heal.Key == "" {
+		return fmt.Errorf("heal.autoApply needs heal.key, an approver key allowed to approve rollbacks")
 	}
 	switch c.Governance.Backend {
 	case "", "human", "multisig", "program":

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
+
+	"github.com/lambda-os/lambda-check/internal/logos"
 )
 
 // Modes, chosen by a word in the module's name: "segv", "abort", "exit0"
@@ -51,7 +53,18 @@ func HostMain(generation string) {
 		os.Exit(2)
 	}
 	tmp := os.Getenv("TMPDIR")
-	if strings.Contains(name, "missinglib") {
+	// The plugin's embedded metadata may choose the mode ("testMode"),
+	// so a rebuilt plugin of the same module can behave differently.
+	mode := name
+	if f, err := os.Open(path); err == nil {
+		if m, err := logos.ReadPluginMeta(f); err == nil {
+			if tm, ok := m.Metadata["testMode"].(string); ok {
+				mode = tm
+			}
+		}
+		f.Close()
+	}
+	if strings.Contains(mode, "missinglib") {
 		fmt.Fprintf(os.Stderr, "%s: error while loading shared libraries: libwaku.so.0: cannot open shared object file: No such file or directory\n", os.Args[0])
 		os.Exit(127)
 	}
@@ -73,7 +86,7 @@ func HostMain(generation string) {
 			os.Exit(1)
 		}
 	} else {
-		if strings.Contains(name, "nosocket") {
+		if strings.Contains(mode, "nosocket") {
 			time.Sleep(time.Hour)
 		}
 		l, err := net.Listen("unix", filepath.Join(tmp, "logos_token_"+name))
@@ -98,25 +111,25 @@ func HostMain(generation string) {
 	}
 	fmt.Fprintf(os.Stderr, "Loading plugin %s\n", path)
 	switch {
-	case strings.Contains(name, "segv"):
+	case strings.Contains(mode, "segv"):
 		die(syscall.SIGSEGV)
-	case strings.Contains(name, "abort"):
+	case strings.Contains(mode, "abort"):
 		die(syscall.SIGABRT)
-	case strings.Contains(name, "exit0"):
+	case strings.Contains(mode, "exit0"):
 		os.Exit(0)
-	case strings.Contains(name, "hang"):
+	case strings.Contains(mode, "hang"):
 		time.Sleep(time.Hour)
-	case strings.Contains(name, "namemismatch"):
+	case strings.Contains(mode, "namemismatch"):
 		fmt.Fprintf(os.Stderr, "Fatal: module name mismatch: expected %q, the plugin says %q\n", name, "other_module")
 		os.Exit(1)
-	case strings.Contains(name, "child"):
+	case strings.Contains(mode, "child"):
 		c := exec.Command("sleep", "300")
 		if err := c.Start(); err != nil {
 			fmt.Fprintln(os.Stderr, "child:", err)
 			os.Exit(1)
 		}
 		fmt.Fprintf(os.Stderr, "started child pid %d\n", c.Process.Pid)
-	case strings.Contains(name, "slow"):
+	case strings.Contains(mode, "slow"):
 		time.Sleep(150 * time.Millisecond)
 	}
 	if l, err := net.Listen("unix", filepath.Join(tmp, "logos_"+name)); err == nil {

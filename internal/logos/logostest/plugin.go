@@ -16,6 +16,9 @@ type Plugin struct {
 	Dependencies     []string
 	// NoNote writes an ELF file without the Qt note (not a plugin).
 	NoNote bool
+	// Mode, when set, is the stand-in host's behaviour for this plugin
+	// (a mode word, see HostMain), embedded as metadata "testMode".
+	Mode string
 }
 
 // WritePlugin writes a minimal ELF64 shared object holding the Qt 6
@@ -33,6 +36,9 @@ func WritePlugin(path string, p Plugin) error {
 		deps = append(deps, d)
 	}
 	meta["dependencies"] = deps
+	if p.Mode != "" {
+		meta["testMode"] = p.Mode
+	}
 	cborMap(&desc, []kv{{int64(2), p.IID}, {int64(3), p.ClassName}, {int64(4), meta}})
 
 	var note bytes.Buffer

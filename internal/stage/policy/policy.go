@@ -334,3 +334,9 @@ func workspaceChanges(s *workspace.Snapshot) []Change {
 	}
 	return out
 }
+
+// MetadataReader reads submodules' metadata.json at their gitlinks, for
+// workspace.BuildRegistry (fresh: the snapshot was just taken).
+func MetadataReader(root string, fresh bool) func(context.Context, *workspace.Submodule) ([]byte, error) {
+	return func(_ context.Context, m *workspace.Submodule) ([]byte, error) { return readMetadata(root, m, fresh) }
+}

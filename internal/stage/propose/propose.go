@@ -224,6 +224,74 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 type upgrade struct {
 	repo  upgrades.Repo
 	level int
+	kind  string
+	// store holds the target revision (nil: the upgrades store).
+	store *gitrepo.Repo
+}
+
+// RollbackRequest asks for a rollback proposal: a submodule's gitlink (and
+// its flake.lock node) moved back to an earlier revision its own
+// repository holds.
+type RollbackRequest struct {
+	Request
+	Submodule string
+	To        string
+}
+
+// Rollback writes a rollback proposal through the same machinery as
+// upgrades: the same patch format, proposal flake, policy check and
+// governance.
+func Rollback(ctx context.Context, rr RollbackRequest) (*Outcome, error) {
+	req := rr.Request
+	snap := req.Snapshot
+	m := snap.Submodule(rr.Submodule)
+	if m == nil || m.Gitlink == "" {
+		return nil, fmt.Errorf("no submodule %s with a gitlink", rr.Submodule)
+	}
+	repo, err := gitrepo.Open(snap.Root)
+	if err != nil {
+		return nil, err
+	}
+	sub, err := gitrepo.Open(filepath.Join(snap.Root, filepath.FromSlash(rr.Submodule)))
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", rr.Submodule, err)
+	}
+	head := plumbing.NewHash(snap.Superproject.Head)
+	lockBytes, err := repo.ReadFile(head, "flake.lock")
+	if err != nil {
+		return nil, fmt.Errorf("read flake.lock at HEAD: %w", err)
+	}
+	if artifact.Digest(lockBytes) != snap.FlakeLock.Digest {
+		return nil, fmt.Errorf("flake.lock has uncommitted changes: proposals apply to HEAD's; commit or stash them first")
+	}
+	baseLock, err := flake.ParseLock(lockBytes)
+	if err != nil {
+		return nil, err
+	}
+	reg, err := workspace.BuildRegistry(ctx, workspace.RegistryRequest{Snapshot: snap, Lock: baseLock})
+	if err != nil {
+		return nil, err
+	}
+	var inputs []string
+	if e := reg.Repo(rr.Submodule); e != nil {
+		inputs = e.Inputs()
+	}
+	if inputs == nil {
+		inputs = []string{}
+	}
+	wsLocked, wsOriginal, wsURL, lockNote := workspaceInput(repo, head, snap, req.WorkspaceURL)
+	if err := os.MkdirAll(req.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	u := upgrade{repo: upgrades.Repo{Path: rr.Submodule, Name: m.Name, Branch: m.Branch, Inputs: inputs, Pin: m.Gitlink, Head: rr.To},
+		level: -1, kind: KindRollback, store: sub}
+	p, files, err := build(ctx, req, repo, head, baseLock, lockBytes, reg, u, wsLocked, wsOriginal, wsURL, lockNote)
+	if err != nil {
+		return nil, fmt.Errorf("rollback %s: %w", rr.Submodule, err)
+	}
+	o := &Outcome{ID: p.ID, Submodule: p.Submodule, From: p.From, To: p.To, Level: -1, Approvable: p.Approvable, Findings: len(p.Findings)}
+	o.Written, err = write(req.Dir, p, files, req.Producer)
+	return o, err
 }
 
 // ordered lists the upgrades: by plan level (leaves first), then the
@@ -250,7 +318,7 @@ func ordered(up *upgrades.Upgrades, p *plan.Plan) []upgrade {
 				lv = max(lv, l)
 			}
 		}
-		out = append(out, upgrade{r, lv})
+		out = append(out, upgrade{repo: r, level: lv})
 	}
 	sort.SliceStable(out, func(i, j int) bool {
 		a, b := out[i].level, out[j].level
@@ -294,19 +362,31 @@ func build(ctx context.Context, req Request, repo *gitrepo.Repo, head plumbing.H
 	r := u.repo
 	snap := req.Snapshot
 	from, to := plumbing.NewHash(r.Pin), plumbing.NewHash(r.Head)
-	store, err := gitrepo.OpenBare(filepath.Join(req.Stores, r.Store))
-	if err != nil {
-		return nil, nil, fmt.Errorf("the upgrades store for %s: %w (run upgrades again)", r.Path, err)
+	kind := u.kind
+	if kind == "" {
+		kind = KindUpgrade
+	}
+	store := u.store
+	if store == nil {
+		s, err := gitrepo.OpenBare(filepath.Join(req.Stores, r.Store))
+		if err != nil {
+			return nil, nil, fmt.Errorf("the upgrades store for %s: %w (run upgrades again)", r.Path, err)
+		}
+		store = s
 	}
 	if !store.HasCommit(to) {
 		return nil, nil, fmt.Errorf("%s is not in the upgrades store (run upgrades again)", r.Head)
 	}
+	// The commits the change brings; for a rollback, the ones it removes.
 	log, err := store.Log(from, to)
+	if kind == KindRollback {
+		log, err = store.Log(to, from)
+	}
 	if err != nil {
 		return nil, nil, err
 	}
 	p := &Proposal{
-		Kind: KindUpgrade, Submodule: r.Path, Inputs: r.Inputs, Branch: r.Branch, From: r.Pin, To: r.Head,
+		Kind: kind, Submodule: r.Path, Inputs: r.Inputs, Branch: r.Branch, From: r.Pin, To: r.Head,
 		Commits: len(log), Level: u.level,
 		Base: Base{Head: snap.Superproject.Head, Branch: snap.Superproject.Branch, Gitlink: r.Pin, FlakeLock: artifact.Digest(lockBytes)},
 		Lock: []LockMove{}, Findings: []policy.Finding{},
@@ -336,6 +416,9 @@ func build(ctx context.Context, req Request, repo *gitrepo.Repo, head plumbing.H
 				Hint:    "lock the input to its upstream repository first (see local-override)",
 			})
 			continue
+		}
+		if n.Locked.String("rev") == r.Head {
+			continue // the lock already pins the target (it drifted from the gitlink)
 		}
 		attrs, err := relock(store, to, n.Locked)
 		if err != nil {
@@ -470,8 +553,13 @@ func short(h string) string { return h[:min(12, len(h))] }
 func Message(p *Proposal) string {
 	var b strings.Builder
 	name := filepath.Base(p.Submodule)
-	fmt.Fprintf(&b, "Upgrade %s to %s\n\n", name, short(p.To))
-	fmt.Fprintf(&b, "Move %s from %s to %s (%d commits on %s)", p.Submodule, short(p.From), short(p.To), p.Commits, p.Branch)
+	if p.Kind == KindRollback {
+		fmt.Fprintf(&b, "Roll back %s to %s\n\n", name, short(p.To))
+		fmt.Fprintf(&b, "Move %s back from %s to %s, the last pin its module passed verification under (%d commits removed)", p.Submodule, short(p.From), short(p.To), p.Commits)
+	} else {
+		fmt.Fprintf(&b, "Upgrade %s to %s\n\n", name, short(p.To))
+		fmt.Fprintf(&b, "Move %s from %s to %s (%d commits on %s)", p.Submodule, short(p.From), short(p.To), p.Commits, p.Branch)
+	}
 	if len(p.Lock) > 0 {
 		var nodes []string
 		for _, m := range p.Lock {

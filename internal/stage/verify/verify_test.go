@@ -1,0 +1,122 @@
+package verify
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"gotest.tools/v3/assert"
+
+	"github.com/lambda-os/lambda-check/internal/logos"
+	"github.com/lambda-os/lambda-check/internal/logos/logostest"
+)
+
+func TestMain(m *testing.M) {
+	if g := os.Getenv("LAMBDA_CHECK_TEST_HOST"); g != "" {
+		logostest.HostMain(g)
+	}
+	os.Exit(m.Run())
+}
+
+func host(t testing.TB, g logos.Generation) (logos.Host, logos.Sandbox) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return logos.Host{Path: exe, Generation: g}, logos.Sandbox{Env: []string{"LAMBDA_CHECK_TEST_HOST=" + string(g)}}
+}
+
+// module writes a module directory: manifest layout when manifest, else
+// <name>/<name>_plugin.so.
+func module(t testing.TB, dir string, p logostest.Plugin, manifest bool) {
+	md := filepath.Join(dir, p.Name)
+	if err := os.MkdirAll(md, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if p.Main == "" {
+		p.Main = p.Name + "_plugin"
+	}
+	if p.QtMajor == 0 {
+		p.QtMajor, p.QtMinor = 6, 4
+	}
+	file := p.Name + "_plugin.so"
+	if manifest {
+		file = p.Main + ".so"
+		m := fmt.Sprintf(`{"name": %q, "version": "0.0.1", "main": {"linux-amd64": %q, "linux-x86_64": %q, "linux-arm64": %q, "linux-aarch64": %q}}`, p.Name, file, file, file, file)
+		if err := os.WriteFile(filepath.Join(md, "manifest.json"), []byte(m), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := logostest.WritePlugin(filepath.Join(md, file), p); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestVerify(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	module(t, dir, logostest.Plugin{Name: "chat_module", Dependencies: []string{"waku_module"}}, true)
+	module(t, dir, logostest.Plugin{Name: "waku_module"}, false)
+	module(t, dir, logostest.Plugin{Name: "segv_module"}, true)
+	module(t, dir, logostest.Plugin{Name: "hang_module"}, true)
+	module(t, dir, logostest.Plugin{Name: "newqt_module", QtMajor: 6, QtMinor: 8}, true)
+	module(t, dir, logostest.Plugin{Name: "plain_module", NoNote: true}, false)
+	module(t, dir, logostest.Plugin{Name: "lonely_module", Dependencies: []string{"gone_module"}}, true)
+	module(t, dir, logostest.Plugin{Name: "renamed_module", Main: "other_plugin"}, false)
+	// A plugin whose embedded metadata names another module.
+	md := filepath.Join(dir, "wallet_module")
+	assert.NilError(t, os.MkdirAll(md, 0o755))
+	assert.NilError(t, logostest.WritePlugin(filepath.Join(md, "wallet_module_plugin.so"), logostest.Plugin{Name: "accounts_module", QtMajor: 6, QtMinor: 4}))
+	assert.NilError(t, os.MkdirAll(filepath.Join(dir, "docs"), 0o755)) // not a module
+
+	for _, g := range []logos.Generation{logos.March, logos.August} {
+		h, sb := host(t, g)
+		h.Generation = "" // detected
+		res, err := Run(context.Background(), Request{ModulesDir: dir, Host: h, Sandbox: sb, QtMajor: 6, QtMinor: 4, Deadline: 2 * time.Second})
+		assert.NilError(t, err)
+		assert.Equal(t, res.Report.Host.Generation, g)
+		got := map[string]string{}
+		for _, m := range res.Report.Modules {
+			got[m.Name] = m.Verdict + " " + m.Reason
+		}
+		assert.DeepEqual(t, got, map[string]string{
+			"chat_module":    "pass ready",
+			"waku_module":    "pass ready",
+			"segv_module":    "fail crashed",
+			"hang_module":    "fail hang",
+			"newqt_module":   "fail qt-mismatch",
+			"plain_module":   "fail not-a-plugin",
+			"lonely_module":  "fail missing-dependency",
+			"renamed_module": "fail main-mismatch",
+			"wallet_module":  "fail name-mismatch",
+		})
+		assert.DeepEqual(t, res.Report.Summary, Summary{Modules: 9, Pass: 2, Fail: 7, Verdict: Fail})
+	}
+
+	res, err := Run(context.Background(), Request{ModulesDir: t.TempDir(), Host: logos.Host{Path: "/bin/true", Generation: logos.March}})
+	assert.NilError(t, err)
+	assert.Equal(t, res.Report.Summary.Verdict, Unknown)
+
+	h, sb := host(t, logos.March)
+	_, err = Run(context.Background(), Request{ModulesDir: dir, Host: h, Sandbox: sb, Only: []string{"nope"}})
+	assert.ErrorContains(t, err, "no module nope")
+}
+
+// Fifty modules load in a small multiple of one load: parallel loads and
+// readiness detection, no sleeps.
+func BenchmarkVerify50(b *testing.B) {
+	dir := b.TempDir()
+	for i := range 50 {
+		module(b, dir, logostest.Plugin{Name: fmt.Sprintf("m%02d_module", i)}, true)
+	}
+	h, sb := host(b, logos.August)
+	for b.Loop() {
+		res, err := Run(context.Background(), Request{ModulesDir: dir, Host: h, Sandbox: sb})
+		if err != nil || res.Report.Summary.Pass != 50 {
+			b.Fatalf("%v %+v", err, res.Report.Summary)
+		}
+	}
+}
