@@ -29,6 +29,7 @@ type VerifyCmd struct {
 	Module     []string      `placeholder:"NAME" help:"Verify only these modules (repeatable)."`
 	Deadline   time.Duration `placeholder:"DURATION" help:"Time a module has to become ready (default: verify.deadline, else 10s)."`
 	Bwrap      bool          `help:"Load each module under bubblewrap: no network, read-only filesystem (needs bwrap)."`
+	Logoscore  string        `placeholder:"PATH" help:"logoscore, for the calls in verify.calls (default: verify.logoscore, else logoscore on PATH)."`
 }
 
 // Help is shown by "lambda-check verify --help".
@@ -127,6 +128,22 @@ func verifyLocked(rt *Runtime, sd *statedir.Dir, c *VerifyCmd) (*verify.Report, 
 			if err == nil {
 				req.Registry, req.Snapshot = reg, w.snapshot
 			}
+		}
+	}
+	if len(cfg.Verify.Calls) > 0 {
+		core := firstOf(c.Logoscore, cfg.Verify.Logoscore, "logoscore")
+		if !strings.ContainsRune(core, '/') {
+			p, err := exec.LookPath(core)
+			if err != nil {
+				return nil, "", exitcode.Input(fmt.Errorf("verify.calls need logoscore: %w", err), "give --logoscore or verify.logoscore")
+			}
+			core = p
+		} else {
+			core = rt.Abs(core)
+		}
+		req.Core = &logos.Core{Path: core, Generation: req.Host.Generation}
+		for _, cl := range cfg.Verify.Calls {
+			req.Calls = append(req.Calls, logos.Call{Module: cl.Module, Method: cl.Method, Args: cl.Args, Expect: cl.Expect})
 		}
 	}
 	res, err := verify.Run(rt.Ctx, req)

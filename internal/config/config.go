@@ -73,6 +73,18 @@ type Verify struct {
 	// Build is run in the workspace before verifying again after a heal
 	// (it rebuilds ModulesDir from the healed pins).
 	Build []string `json:"build,omitempty"`
+	// Logoscore and Calls: calls made through logoscore on the modules
+	// that loaded, with the result each must return.
+	Logoscore string       `json:"logoscore,omitempty"`
+	Calls     []VerifyCall `json:"calls,omitempty"`
+}
+
+// VerifyCall is a call verify makes through logoscore.
+type VerifyCall struct {
+	Module string   `json:"module"`
+	Method string   `json:"method"`
+	Args   []string `json:"args,omitempty"`
+	Expect string   `json:"expect,omitempty"`
 }
 
 // Heal configures the heal stage.

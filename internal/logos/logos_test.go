@@ -25,6 +25,10 @@ func TestMain(m *testing.M) {
 	if g := os.Getenv("LAMBDA_CHECK_TEST_HOST"); g != "" {
 		logostest.HostMain(g)
 	}
+	if g := os.Getenv("LAMBDA_CHECK_TEST_CORE"); g != "" {
+		logostest.CoreMain(g)
+		os.Exit(0)
+	}
 	os.Exit(m.Run())
 }
 
@@ -134,4 +138,37 @@ func TestPluginMeta(t *testing.T) {
 	assert.ErrorIs(t, err, logos.ErrNoQtMetadata)
 	_, err = logos.ReadPluginMeta(bytes.NewReader([]byte("#!/bin/sh\n")))
 	assert.ErrorIs(t, err, logos.ErrNotELF)
+}
+
+func TestCoreCalls(t *testing.T) {
+	t.Parallel()
+	exe, err := os.Executable()
+	assert.NilError(t, err)
+	calls := []logos.Call{
+		{Module: "chat_module", Method: "ping", Expect: "pong"},
+		{Module: "chat_module", Method: "echo", Args: []string{"a", "b"}, Expect: "a,b"},
+		{Module: "chat_module", Method: "refuse", Expect: "true"},
+		{Module: "chat_module", Method: "fail"},
+		{Module: "chat_module", Method: "ping"},
+	}
+	for _, g := range []logos.Generation{logos.March, logos.August} {
+		core := logos.Core{Path: exe, Generation: g}
+		sb := logos.Sandbox{Env: []string{"LAMBDA_CHECK_TEST_CORE=" + string(g)}}
+		res, err := core.Calls(context.Background(), t.TempDir(), []string{"chat_module"}, calls, 10*time.Second, sb)
+		assert.NilError(t, err, g)
+		assert.Check(t, res[0].OK && res[0].Result == "pong", "%s %+v", g, res[0])
+		assert.Check(t, res[1].OK && res[1].Result == "a,b", "%s %+v", g, res[1])
+		// Exit 0 and "Result: false" is not a success when true is expected.
+		assert.Check(t, !res[2].OK && strings.Contains(res[2].Error, `returned "false", expected "true"`), "%s %+v", g, res[2])
+		assert.Check(t, !res[3].OK && strings.Contains(res[3].Error, "method failed"), "%s %+v", g, res[3])
+		if g == logos.March {
+			assert.Check(t, is.Contains(res[4].Error, "not run"))
+		} else {
+			assert.Check(t, res[4].OK, "%+v", res[4])
+		}
+		_, err = core.Calls(context.Background(), t.TempDir(), []string{"broken_module"}, calls[:1], 5*time.Second, sb)
+		if g == logos.August {
+			assert.ErrorContains(t, err, "load-module broken_module: exit 3")
+		}
+	}
 }

@@ -35,8 +35,9 @@ const (
 	Unknown = "unknown"
 )
 
-// Static reasons (before any process runs).
+// Static reasons (before any process runs), and a failed call.
 const (
+	ReasonCallFailed        = "call-failed"
 	ReasonMainMismatch      = "main-mismatch"
 	ReasonMissingDependency = "missing-dependency"
 	ReasonNoPlugin          = "no-plugin"
@@ -59,6 +60,10 @@ type Request struct {
 	// they come from, for heal; nil leaves them unmapped.
 	Registry *workspace.Registry
 	Snapshot *workspace.Snapshot
+	// Core and Calls: after the loads, these calls are made through
+	// logoscore on the modules that loaded, and their results checked.
+	Core  *logos.Core
+	Calls []logos.Call
 }
 
 // Report is the payload of verify.json.
@@ -86,12 +91,13 @@ type Module struct {
 	Plugin       string `json:"plugin"`
 	PluginDigest string `json:"pluginDigest,omitempty"`
 	// Submodule and Gitlink: where the module's source is pinned.
-	Submodule string            `json:"submodule,omitempty"`
-	Gitlink   string            `json:"gitlink,omitempty"`
-	Static    Static            `json:"static"`
-	Load      *logos.LoadResult `json:"load,omitempty"`
-	Verdict   string            `json:"verdict"`
-	Reason    string            `json:"reason"`
+	Submodule string             `json:"submodule,omitempty"`
+	Gitlink   string             `json:"gitlink,omitempty"`
+	Static    Static             `json:"static"`
+	Load      *logos.LoadResult  `json:"load,omitempty"`
+	Calls     []logos.CallResult `json:"calls,omitempty"`
+	Verdict   string             `json:"verdict"`
+	Reason    string             `json:"reason"`
 }
 
 // Static is the check of the plugin file.
@@ -203,6 +209,11 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 		}
 		req.Host.Generation = g
 	}
+	if req.Core != nil && req.Core.Generation == "" {
+		c := *req.Core
+		c.Generation = req.Host.Generation // logoscore comes with its host
+		req.Core = &c
+	}
 	mods, err := Discover(req.ModulesDir)
 	if err != nil {
 		return nil, fmt.Errorf("modules dir: %w", err)
@@ -260,6 +271,9 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 	}
 	_ = g.Wait()
 	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := runCalls(ctx, req, mods); err != nil {
 		return nil, err
 	}
 	rep := Report{Host: req.Host, ModulesDir: req.ModulesDir, Modules: mods}
@@ -338,4 +352,54 @@ func verifyOne(ctx context.Context, req Request, m *Module, names map[string]boo
 	res := req.Host.Load(ctx, m.Name, m.Plugin, req.Deadline, req.Sandbox)
 	m.Load = &res
 	m.Verdict, m.Reason = res.Verdict, res.Reason
+}
+
+// runCalls makes the configured calls through logoscore on the modules
+// that loaded; a call that fails or returns another result fails its
+// module.
+func runCalls(ctx context.Context, req Request, mods []Module) error {
+	if req.Core == nil || len(req.Calls) == 0 {
+		return nil
+	}
+	byName := map[string]*Module{}
+	for i := range mods {
+		byName[mods[i].Name] = &mods[i]
+	}
+	var calls []logos.Call
+	var load []string
+	seen := map[string]bool{}
+	for _, c := range req.Calls {
+		m := byName[c.Module]
+		if m == nil {
+			return fmt.Errorf("a call names module %s, which is not in the modules dir", c.Module)
+		}
+		if m.Verdict != Pass {
+			continue
+		}
+		calls = append(calls, c)
+		if !seen[c.Module] {
+			seen[c.Module] = true
+			load = append(load, c.Module)
+		}
+	}
+	if len(calls) == 0 {
+		return nil
+	}
+	res, err := req.Core.Calls(ctx, req.ModulesDir, load, calls, 2*req.Deadline+5*time.Second, req.Sandbox)
+	if err != nil {
+		for _, n := range load {
+			m := byName[n]
+			m.Verdict, m.Reason = Fail, ReasonCallFailed
+			m.Calls = append(m.Calls, logos.CallResult{Error: "logoscore: " + err.Error()})
+		}
+		return nil
+	}
+	for _, r := range res {
+		m := byName[r.Call.Module]
+		m.Calls = append(m.Calls, r)
+		if !r.OK {
+			m.Verdict, m.Reason = Fail, ReasonCallFailed
+		}
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +16,11 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// (The core's sandbox carries both variables: it is asked first.)
+	if g := os.Getenv("LAMBDA_CHECK_TEST_CORE"); g != "" && !strings.Contains(strings.Join(os.Args, " "), "--name") && !strings.Contains(strings.Join(os.Args, " "), "-n ") && !isHelp() {
+		logostest.CoreMain(g)
+		os.Exit(0)
+	}
 	if g := os.Getenv("LAMBDA_CHECK_TEST_HOST"); g != "" {
 		logostest.HostMain(g)
 	}
@@ -105,6 +111,26 @@ func TestVerify(t *testing.T) {
 	assert.ErrorContains(t, err, "no module nope")
 }
 
+// Calls through logoscore: a wrong result fails the module.
+func TestCalls(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	module(t, dir, logostest.Plugin{Name: "chat_module"}, true)
+	module(t, dir, logostest.Plugin{Name: "waku_module"}, true)
+	h, sb := host(t, logos.August)
+	exe, _ := os.Executable()
+	sb.Env = append(sb.Env, "LAMBDA_CHECK_TEST_CORE=august")
+	res, err := Run(context.Background(), Request{ModulesDir: dir, Host: h, Sandbox: sb,
+		Core:  &logos.Core{Path: exe, Generation: logos.August},
+		Calls: []logos.Call{{Module: "chat_module", Method: "ping", Expect: "pong"}, {Module: "waku_module", Method: "refuse", Expect: "true"}}})
+	assert.NilError(t, err)
+	got := map[string]string{}
+	for _, m := range res.Report.Modules {
+		got[m.Name] = m.Verdict + " " + m.Reason
+	}
+	assert.DeepEqual(t, got, map[string]string{"chat_module": "pass ready", "waku_module": "fail call-failed"})
+}
+
 // Fifty modules load in a small multiple of one load: parallel loads and
 // readiness detection, no sleeps.
 func BenchmarkVerify50(b *testing.B) {
@@ -120,3 +146,5 @@ func BenchmarkVerify50(b *testing.B) {
 		}
 	}
 }
+
+func isHelp() bool { return len(os.Args) == 2 && os.Args[1] == "--help" }
