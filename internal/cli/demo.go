@@ -178,6 +178,7 @@ func (c *DemoCmd) Run(rt *Runtime) error {
 	for _, l := range gov.lines {
 		rt.Printf("%s\n", l)
 	}
+	rt.Printf("\n== verify\n%s\n", demoVerify(rt, sd, ws.Root))
 	rt.Printf("\nartifacts: %s, %s, %s\n", w.path, pw.path, upPath)
 	rt.Printf("workspace: %s\n", ws.Root)
 	rt.Printf("remotes:   %s\n", ws.Remotes)
@@ -195,7 +196,7 @@ func (c *DemoCmd) Run(rt *Runtime) error {
 	}
 	rt.Printf("  lambda-check governance -w %s status\n", ws.Root)
 	rt.Printf("  lambda-check audit -w %s tail\n", ws.Root)
-	rt.Printf("\nNot yet in this build: verify, heal, notify, cycle, report.\n")
+	rt.Printf("\nNot yet in this build: notify, cycle, report.\n")
 	return nil
 }
 
@@ -306,4 +307,31 @@ func demoGovernance(rt *Runtime, sd *statedir.Dir, props *propose.Result) (*demo
 	out.lines = append(out.lines, fmt.Sprintf("audit verify: %d events, head %s; the checkpoint of seq %d is valid in the log and beside it", rep.Events, rep.Head[:19]+"…", cp.Seq))
 	out.lines = append(out.lines, fmt.Sprintf("demo key (approver, checkpoint): %s, registry %s", keyPath, sd.File("keys.json")))
 	return out, nil
+}
+
+// demoVerify runs verify when a Logos host and built modules are at hand,
+// and says plainly why not otherwise.
+func demoVerify(rt *Runtime, sd *statedir.Dir, ws string) string {
+	cfg, err := rt.Config()
+	if err != nil {
+		return "skipped: " + err.Error()
+	}
+	host, err := findHost(rt, rt.Env.Getenv("LAMBDA_CHECK_LOGOS_HOST"), cfg.Verify.Host, ws)
+	if err != nil {
+		return "skipped: no Logos runtime host (logos_host or logos_host_qt on PATH, or LAMBDA_CHECK_LOGOS_HOST); " +
+			"the demo's modules are /bin/sh derivations, not Qt plugins, so there would be nothing to load anyway"
+	}
+	mods := firstOf(rt.Env.Getenv("LAMBDA_CHECK_MODULES_DIR"), cfg.Verify.ModulesDir)
+	if mods == "" {
+		return "skipped: a host is at " + host + ", but the demo has no built Qt plugins; set LAMBDA_CHECK_MODULES_DIR to a modules directory to verify it"
+	}
+	rep, _, err := verifyLocked(rt, sd, &VerifyCmd{Host: host, ModulesDir: mods})
+	if err != nil {
+		return "failed to run: " + err.Error()
+	}
+	var b bytes.Buffer
+	sub := &Runtime{Ctx: rt.Ctx, Env: rt.Env, Globals: rt.Globals, cfg: rt.cfg}
+	sub.Env.Stdout = &b
+	renderVerify(sub, rep)
+	return strings.TrimSpace(b.String())
 }

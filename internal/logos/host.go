@@ -344,6 +344,9 @@ func groupAlive(pgid int, d time.Duration) bool {
 }
 
 func anyInGroup(pgid int) bool {
+	if syscall.Kill(-pgid, 0) == syscall.ESRCH {
+		return false // nothing at all, not even a zombie
+	}
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		return syscall.Kill(-pgid, 0) == nil

@@ -148,3 +148,39 @@ func BenchmarkVerify50(b *testing.B) {
 }
 
 func isHelp() bool { return len(os.Args) == 2 && os.Args[1] == "--help" }
+
+// TestBenchReport prints the figure docs/performance.md records: fifty
+// modules verified against one, with the stand-in host (a real process per
+// load, the protocol's handshake and ready line). It runs only when
+// LAMBDA_CHECK_BENCH=1, and asserts nothing about time.
+func TestBenchReport(t *testing.T) {
+	if os.Getenv("LAMBDA_CHECK_BENCH") != "1" {
+		t.Skip("skipped: set LAMBDA_CHECK_BENCH=1 to measure (see docs/performance.md)")
+	}
+	fmt.Printf("| generation | 1 module | 50 modules | ratio | earlier tool, 50 modules |\n|---|---|---|---|---|\n")
+	for _, g := range []logos.Generation{logos.March, logos.August} {
+		one, fifty := t.TempDir(), t.TempDir()
+		module(t, one, logostest.Plugin{Name: "m00_module"}, true)
+		for i := range 50 {
+			module(t, fifty, logostest.Plugin{Name: fmt.Sprintf("m%02d_module", i)}, true)
+		}
+		h, sb := host(t, g)
+		run := func(dir string) time.Duration {
+			var best time.Duration
+			for i := range 3 {
+				start := time.Now()
+				res, err := Run(context.Background(), Request{ModulesDir: dir, Host: h, Sandbox: sb})
+				d := time.Since(start)
+				if err != nil || res.Report.Summary.Fail > 0 {
+					t.Fatalf("%v %+v", err, res.Report.Summary)
+				}
+				if i == 0 || d < best {
+					best = d
+				}
+			}
+			return best
+		}
+		a, b := run(one), run(fifty)
+		fmt.Printf("| %s | %.0f ms | %.0f ms | %.1fx | 250 s (5 s per module) |\n", g, float64(a.Microseconds())/1000, float64(b.Microseconds())/1000, float64(b)/float64(a))
+	}
+}
