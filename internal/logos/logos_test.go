@@ -172,3 +172,20 @@ func TestCoreCalls(t *testing.T) {
 		}
 	}
 }
+
+func FuzzReadPluginMeta(f *testing.F) {
+	dir := f.TempDir()
+	p := filepath.Join(dir, "x.so")
+	if err := logostest.WritePlugin(p, logostest.Plugin{Name: "x_module", QtMajor: 6, QtMinor: 4, IID: "i", Dependencies: []string{"y"}}); err != nil {
+		f.Fatal(err)
+	}
+	b, _ := os.ReadFile(p)
+	f.Add(b)
+	f.Add([]byte("\x7fELF"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := logos.ReadPluginMeta(bytes.NewReader(b))
+		if err == nil && m.Metadata == nil {
+			t.Fatal("metadata map missing")
+		}
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -183,4 +184,23 @@ func TestBenchReport(t *testing.T) {
 		a, b := run(one), run(fifty)
 		fmt.Printf("| %s | %.0f ms | %.0f ms | %.1fx | 250 s (5 s per module) |\n", g, float64(a.Microseconds())/1000, float64(b.Microseconds())/1000, float64(b)/float64(a))
 	}
+}
+
+// TestRealRuntime verifies the modules of LAMBDA_CHECK_MODULES_DIR with
+// the real host of LAMBDA_CHECK_LOGOS_HOST. It is skipped with the reason
+// when they are not set: the runtime is not built here.
+func TestRealRuntime(t *testing.T) {
+	hostPath, mods := os.Getenv("LAMBDA_CHECK_LOGOS_HOST"), os.Getenv("LAMBDA_CHECK_MODULES_DIR")
+	if hostPath == "" || mods == "" {
+		t.Skip("skipped: set LAMBDA_CHECK_LOGOS_HOST to a real logos_host or logos_host_qt and LAMBDA_CHECK_MODULES_DIR to built modules to verify them")
+	}
+	res, err := Run(context.Background(), Request{ModulesDir: mods, Host: logos.Host{Path: hostPath}})
+	assert.NilError(t, err)
+	for _, m := range res.Report.Modules {
+		t.Logf("%s: %s %s", m.Name, m.Verdict, m.Reason)
+	}
+	assert.Assert(t, res.Report.Summary.Modules > 0)
+	// Nothing of the host is left running.
+	out, _ := exec.Command("pgrep", "-f", hostPath).Output()
+	assert.Equal(t, strings.TrimSpace(string(out)), "", "host processes left running")
 }
