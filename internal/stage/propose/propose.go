@@ -170,28 +170,8 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 	if up.Base.Head != snap.Superproject.Head || up.Base.FlakeLock != snap.FlakeLock.Digest {
 		return nil, ErrBaseMoved
 	}
-	repo, err := gitrepo.Open(snap.Root)
+	b, err := readBase(ctx, snap, req)
 	if err != nil {
-		return nil, err
-	}
-	head := plumbing.NewHash(snap.Superproject.Head)
-	lockBytes, err := repo.ReadFile(head, "flake.lock")
-	if err != nil {
-		return nil, fmt.Errorf("read flake.lock at HEAD: %w", err)
-	}
-	if artifact.Digest(lockBytes) != snap.FlakeLock.Digest {
-		return nil, fmt.Errorf("flake.lock has uncommitted changes: proposals apply to HEAD's; commit or stash them first")
-	}
-	baseLock, err := flake.ParseLock(lockBytes)
-	if err != nil {
-		return nil, err
-	}
-	reg, err := workspace.BuildRegistry(ctx, workspace.RegistryRequest{Snapshot: snap, Lock: baseLock})
-	if err != nil {
-		return nil, err
-	}
-	wsLocked, wsOriginal, wsURL, lockNote := workspaceInput(repo, head, snap, req.WorkspaceURL)
-	if err := os.MkdirAll(req.Dir, 0o755); err != nil {
 		return nil, err
 	}
 
@@ -207,7 +187,7 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 			res.Outcomes = append(res.Outcomes, o)
 			continue
 		}
-		p, files, err := build(ctx, req, repo, head, baseLock, lockBytes, reg, u, wsLocked, wsOriginal, wsURL, lockNote)
+		p, files, err := build(ctx, req, b, u)
 		if err != nil {
 			return nil, fmt.Errorf("propose %s: %w", u.repo.Path, err)
 		}
@@ -248,44 +228,24 @@ func Rollback(ctx context.Context, rr RollbackRequest) (*Outcome, error) {
 	if m == nil || m.Gitlink == "" {
 		return nil, fmt.Errorf("no submodule %s with a gitlink", rr.Submodule)
 	}
-	repo, err := gitrepo.Open(snap.Root)
-	if err != nil {
-		return nil, err
-	}
 	sub, err := gitrepo.Open(filepath.Join(snap.Root, filepath.FromSlash(rr.Submodule)))
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", rr.Submodule, err)
 	}
-	head := plumbing.NewHash(snap.Superproject.Head)
-	lockBytes, err := repo.ReadFile(head, "flake.lock")
-	if err != nil {
-		return nil, fmt.Errorf("read flake.lock at HEAD: %w", err)
-	}
-	if artifact.Digest(lockBytes) != snap.FlakeLock.Digest {
-		return nil, fmt.Errorf("flake.lock has uncommitted changes: proposals apply to HEAD's; commit or stash them first")
-	}
-	baseLock, err := flake.ParseLock(lockBytes)
-	if err != nil {
-		return nil, err
-	}
-	reg, err := workspace.BuildRegistry(ctx, workspace.RegistryRequest{Snapshot: snap, Lock: baseLock})
+	b, err := readBase(ctx, snap, req)
 	if err != nil {
 		return nil, err
 	}
 	var inputs []string
-	if e := reg.Repo(rr.Submodule); e != nil {
+	if e := b.reg.Repo(rr.Submodule); e != nil {
 		inputs = e.Inputs()
 	}
 	if inputs == nil {
 		inputs = []string{}
 	}
-	wsLocked, wsOriginal, wsURL, lockNote := workspaceInput(repo, head, snap, req.WorkspaceURL)
-	if err := os.MkdirAll(req.Dir, 0o755); err != nil {
-		return nil, err
-	}
 	u := upgrade{repo: upgrades.Repo{Path: rr.Submodule, Name: m.Name, Branch: m.Branch, Inputs: inputs, Pin: m.Gitlink, Head: rr.To},
 		level: -1, kind: KindRollback, store: sub}
-	p, files, err := build(ctx, req, repo, head, baseLock, lockBytes, reg, u, wsLocked, wsOriginal, wsURL, lockNote)
+	p, files, err := build(ctx, req, b, u)
 	if err != nil {
 		return nil, fmt.Errorf("rollback %s: %w", rr.Submodule, err)
 	}
@@ -357,8 +317,45 @@ func ID(kind, submodule, from, to, baseHead, baseLock string) string {
 	return fmt.Sprintf("%s-%s-%s-%s", prefix, name, to[:min(12, len(to))], hex.EncodeToString(sum[:5]))
 }
 
-func build(ctx context.Context, req Request, repo *gitrepo.Repo, head plumbing.Hash, baseLock *flake.Lock, lockBytes []byte,
-	reg *workspace.Registry, u upgrade, wsLocked, wsOriginal flake.Attrs, wsURL, lockNote string) (*Proposal, map[string][]byte, error) {
+// base is what every proposal of a run applies to.
+type base struct {
+	repo                 *gitrepo.Repo
+	head                 plumbing.Hash
+	lockBytes            []byte
+	lock                 *flake.Lock
+	reg                  *workspace.Registry
+	wsLocked, wsOriginal flake.Attrs
+	wsURL, lockNote      string
+}
+
+// readBase reads HEAD's flake.lock (which must be the work tree's), the
+// registry and the workspace input of proposal flakes, and makes the
+// proposals directory.
+func readBase(ctx context.Context, snap *workspace.Snapshot, req Request) (*base, error) {
+	repo, err := gitrepo.Open(snap.Root)
+	if err != nil {
+		return nil, err
+	}
+	b := &base{repo: repo, head: plumbing.NewHash(snap.Superproject.Head)}
+	if b.lockBytes, err = repo.ReadFile(b.head, "flake.lock"); err != nil {
+		return nil, fmt.Errorf("read flake.lock at HEAD: %w", err)
+	}
+	if artifact.Digest(b.lockBytes) != snap.FlakeLock.Digest {
+		return nil, fmt.Errorf("flake.lock has uncommitted changes: proposals apply to HEAD's; commit or stash them first")
+	}
+	if b.lock, err = flake.ParseLock(b.lockBytes); err != nil {
+		return nil, err
+	}
+	if b.reg, err = workspace.BuildRegistry(ctx, workspace.RegistryRequest{Snapshot: snap, Lock: b.lock}); err != nil {
+		return nil, err
+	}
+	b.wsLocked, b.wsOriginal, b.wsURL, b.lockNote = workspaceInput(repo, b.head, snap, req.WorkspaceURL)
+	return b, os.MkdirAll(req.Dir, 0o755)
+}
+
+func build(ctx context.Context, req Request, b *base, u upgrade) (*Proposal, map[string][]byte, error) {
+	repo, head, baseLock, lockBytes, reg := b.repo, b.head, b.lock, b.lockBytes, b.reg
+	wsLocked, wsOriginal, wsURL, lockNote := b.wsLocked, b.wsOriginal, b.wsURL, b.lockNote
 	r := u.repo
 	snap := req.Snapshot
 	from, to := plumbing.NewHash(r.Pin), plumbing.NewHash(r.Head)
