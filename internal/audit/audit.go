@@ -305,3 +305,69 @@ func (p *Problem) Error() string {
 	}
 	return fmt.Sprintf("line %d: %s", p.Line, p.What)
 }
+
+// RepairTail cuts a partial last line (a writer that died mid-write, or a
+// power loss) off the log and appends it to path+".torn", so nothing is
+// lost and the chain can go on from the last complete line. It returns the
+// number of bytes moved (0 when the log ends with a complete line). The
+// caller holds the state lock and records the repair as an event.
+func RepairTail(path string) (int64, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	size := st.Size()
+	if size == 0 {
+		return 0, nil
+	}
+	// Find the end of the last complete line, reading backwards.
+	end, chunk := int64(-1), int64(4096)
+	for pos := size; pos > 0 && end < 0; {
+		start := max(0, pos-chunk)
+		buf := make([]byte, pos-start)
+		if _, err := f.ReadAt(buf, start); err != nil && !errors.Is(err, io.EOF) {
+			return 0, err
+		}
+		if pos == size && buf[len(buf)-1] == '\n' {
+			return 0, nil
+		}
+		if i := bytes.LastIndexByte(buf, '\n'); i >= 0 {
+			end = start + int64(i) + 1
+		}
+		pos = start
+	}
+	if end < 0 {
+		end = 0
+	}
+	tail := make([]byte, size-end)
+	if _, err := f.ReadAt(tail, end); err != nil && !errors.Is(err, io.EOF) {
+		return 0, err
+	}
+	torn, err := os.OpenFile(path+".torn", os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := torn.Write(append(tail, '\n')); err != nil {
+		torn.Close()
+		return 0, err
+	}
+	if err := torn.Sync(); err != nil {
+		torn.Close()
+		return 0, err
+	}
+	if err := torn.Close(); err != nil {
+		return 0, err
+	}
+	if err := f.Truncate(end); err != nil {
+		return 0, err
+	}
+	return int64(len(tail)), f.Sync()
+}

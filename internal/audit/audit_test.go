@@ -325,3 +325,42 @@ func TestBenchReport(t *testing.T) {
 	fmt.Printf("| events | log size | audit verify | sha256sum of the file | ratio |\n|---|---|---|---|---|\n")
 	fmt.Printf("| 1,000,000 | %d MB | %.2f s | %.2f s | %.2fx |\n", st.Size()>>20, ours.Seconds(), theirs.Seconds(), float64(ours)/float64(theirs))
 }
+
+func TestRepairTail(t *testing.T) {
+	t.Parallel()
+	p := filepath.Join(t.TempDir(), "audit.jsonl")
+	for i := 0; i < 3; i++ {
+		_, err := Append(p, Event{Time: "2026-11-27T12:00:00Z", Stage: "snapshot", Actor: "t", Result: ResultOK})
+		assert.NilError(t, err)
+	}
+	whole, err := os.ReadFile(p)
+	assert.NilError(t, err)
+
+	n, err := RepairTail(p)
+	assert.NilError(t, err)
+	assert.Equal(t, n, int64(0), "a complete log is left alone")
+
+	// A writer killed mid-line.
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+	assert.NilError(t, err)
+	_, err = f.WriteString(`{"seq":4,"prev":"sha256:`)
+	assert.NilError(t, err)
+	assert.NilError(t, f.Close())
+	_, err = ReadHead(p)
+	assert.ErrorIs(t, err, ErrPartial)
+
+	n, err = RepairTail(p)
+	assert.NilError(t, err)
+	assert.Equal(t, n, int64(len(`{"seq":4,"prev":"sha256:`)))
+	got, err := os.ReadFile(p)
+	assert.NilError(t, err)
+	assert.DeepEqual(t, got, whole)
+	torn, err := os.ReadFile(p + ".torn")
+	assert.NilError(t, err)
+	assert.Equal(t, string(torn), `{"seq":4,"prev":"sha256:`+"\n")
+	h, err := ReadHead(p)
+	assert.NilError(t, err)
+	assert.Equal(t, h.Seq, int64(3))
+	_, err = Append(p, Event{Time: "2026-11-27T12:00:00Z", Stage: "cycle", Actor: "t", Result: ResultOK})
+	assert.NilError(t, err)
+}

@@ -5,6 +5,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/lambda-os/lambda-check/internal/artifact"
+	"github.com/lambda-os/lambda-check/internal/audit"
 	"github.com/lambda-os/lambda-check/internal/config"
 	"github.com/lambda-os/lambda-check/internal/exitcode"
 	"github.com/lambda-os/lambda-check/internal/nixcli"
@@ -107,6 +109,9 @@ type Runtime struct {
 	Env     Env
 	Globals *Globals
 	cfg     *config.Config
+	// held is the state directory whose lock a running cycle holds: the
+	// stages it runs use it instead of locking again.
+	held *statedir.Dir
 }
 
 // Abs resolves p against the working directory.
@@ -150,13 +155,36 @@ func (rt *Runtime) Config() (*config.Config, error) {
 // LockState opens the state directory and takes its writer lock; the
 // returned function releases it.
 func (rt *Runtime) LockState() (*statedir.Dir, func(), error) {
+	if rt.held != nil {
+		return rt.held, func() {}, nil
+	}
 	sd, err := statedir.Open(rt.StateDirPath())
 	if err != nil {
 		return nil, nil, err
 	}
 	lock, err := sd.Lock(rt.Ctx, rt.Globals.LockTimeout)
+	if errors.Is(err, statedir.ErrLocked) {
+		return nil, nil, exitcode.Input(err, "another lambda-check (a cycle?) is working in this state directory; wait for it, or raise --lock-timeout")
+	}
 	if err != nil {
 		return nil, nil, err
+	}
+	// Whatever a killed writer left half-done is garbage now that we hold
+	// the lock: temporary files, and a torn last audit line.
+	if _, err := sd.Sweep(); err != nil {
+		_ = lock.Unlock()
+		return nil, nil, err
+	}
+	if n, err := audit.RepairTail(sd.File(auditFile)); err != nil {
+		_ = lock.Unlock()
+		return nil, nil, fmt.Errorf("repair the audit log's torn tail: %w", err)
+	} else if n > 0 {
+		rt.Logf("audit log ended with a partial line (a writer died mid-write): moved its %d bytes to %s.torn", n, auditFile)
+		if err := rt.record(sd, audit.Event{Stage: "audit", Result: audit.ResultFail,
+			Detail: fmt.Sprintf("repaired: a partial last line of %d bytes was moved to %s.torn", n, auditFile)}); err != nil {
+			_ = lock.Unlock()
+			return nil, nil, err
+		}
 	}
 	return sd, func() { _ = lock.Unlock() }, nil
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -32,6 +33,8 @@ type Config struct {
 	Governance Governance `json:"governance"`
 	Verify     Verify     `json:"verify"`
 	Heal       Heal       `json:"heal"`
+	Cycle      Cycle      `json:"cycle"`
+	Notify     Notify     `json:"notify"`
 	// Dir is the directory of the configuration file (the state directory
 	// when there is none): relative paths are resolved against it.
 	Dir string `json:"-"`
@@ -93,6 +96,53 @@ type Heal struct {
 	AutoApply bool `json:"autoApply,omitempty"`
 	// Key is an approver key file allowed to approve rollbacks.
 	Key string `json:"key,omitempty"`
+}
+
+// Cycle configures "lambda-check cycle".
+type Cycle struct {
+	// Offline makes the upgrades stage use already-fetched refs only.
+	Offline bool `json:"offline,omitempty"`
+	// Skip names stages the cycle leaves out (verify, heal, upgrades,
+	// plan, propose, governance, notify). Skipping a stage that judges
+	// the node makes its health unknown, never healthy.
+	Skip []string `json:"skip,omitempty"`
+	// WorkspaceURL is how proposal flakes reach the workspace (propose's
+	// --workspace-url).
+	WorkspaceURL string `json:"workspaceUrl,omitempty"`
+}
+
+// CycleStages are the stages of a cycle, in order.
+var CycleStages = []string{"snapshot", "verify", "heal", "policy", "upgrades", "plan", "propose", "governance", "audit", "notify"}
+
+// Notify configures notifications.
+type Notify struct {
+	Channels []Channel `json:"channels,omitempty"`
+	// Digest sends a summary at most once per this period ("24h") even
+	// when nothing changed; "" sends none.
+	Digest string `json:"digest,omitempty"`
+}
+
+// Channel is one notification destination. Secrets are read from files
+// (a systemd credential, a sops secret), never written in the config.
+type Channel struct {
+	// Name identifies the channel in records and its delivered state.
+	Name string `json:"name"`
+	// Type is telegram, webhook or desktop.
+	Type string `json:"type"`
+	// Telegram: the bot token's file, the chat, and the Bot API's base
+	// URL (default https://api.telegram.org; a self-hosted server's URL).
+	TokenFile string `json:"tokenFile,omitempty"`
+	ChatID    string `json:"chatId,omitempty"`
+	APIBase   string `json:"apiBase,omitempty"`
+	// Webhook: where to POST, and the file of the HMAC-SHA256 key that
+	// signs the body (header X-Lambda-Check-Signature: sha256=HEX).
+	URL        string `json:"url,omitempty"`
+	SecretFile string `json:"secretFile,omitempty"`
+	// Desktop: the D-Bus session bus address (default
+	// $DBUS_SESSION_BUS_ADDRESS).
+	Bus string `json:"bus,omitempty"`
+	// Timeout bounds one delivery, retries included ("30s").
+	Timeout string `json:"timeout,omitempty"`
 }
 
 // Path resolves p against the configuration's directory.
@@ -253,6 +303,45 @@ func (c *Config) validate() error {
 	if t := c.Governance.ProgramTimeout; t != "" {
 		if d, err := time.ParseDuration(t); err != nil || d <= 0 {
 			return fmt.Errorf("governance.programTimeout: %q is not a positive duration", t)
+		}
+	}
+	for _, n := range c.Cycle.Skip {
+		if n == "snapshot" || n == "audit" || !slices.Contains(CycleStages, n) {
+			return fmt.Errorf("cycle.skip: %q is not a stage the cycle can leave out (%s)", n, strings.Join(CycleStages[1:len(CycleStages)-2], ", ")+", notify")
+		}
+	}
+	if d := c.Notify.Digest; d != "" {
+		if v, err := time.ParseDuration(d); err != nil || v <= 0 {
+			return fmt.Errorf("notify.digest: %q is not a positive duration (\"24h\")", d)
+		}
+	}
+	names := map[string]bool{}
+	for i, ch := range c.Notify.Channels {
+		where := fmt.Sprintf("notify.channels[%d]", i)
+		if ch.Name == "" {
+			return fmt.Errorf("%s: a channel needs a name", where)
+		}
+		if names[ch.Name] {
+			return fmt.Errorf("%s: channel name %q is used twice", where, ch.Name)
+		}
+		names[ch.Name] = true
+		switch ch.Type {
+		case "telegram":
+			if ch.TokenFile == "" || ch.ChatID == "" {
+				return fmt.Errorf("%s (%s): telegram needs tokenFile and chatId", where, ch.Name)
+			}
+		case "webhook":
+			if !strings.HasPrefix(ch.URL, "http://") && !strings.HasPrefix(ch.URL, "https://") {
+				return fmt.Errorf("%s (%s): webhook needs an http(s) url, got %q", where, ch.Name, ch.URL)
+			}
+		case "desktop":
+		default:
+			return fmt.Errorf("%s (%s): type %q is not telegram, webhook or desktop", where, ch.Name, ch.Type)
+		}
+		if t := ch.Timeout; t != "" {
+			if d, err := time.ParseDuration(t); err != nil || d <= 0 {
+				return fmt.Errorf("%s (%s): timeout %q is not a positive duration", where, ch.Name, t)
+			}
 		}
 	}
 	if c.Upgrades.Parallelism < 0 {

@@ -118,3 +118,33 @@ func (l *Lock) Unlock() error {
 	l.f = nil
 	return err
 }
+
+// Sweep removes what a writer killed mid-write can leave behind: temporary
+// files of atomic writes (".NAME.tmp-*") in the state directory and
+// temporary proposal directories (".tmp-*") in proposals/. Only the lock
+// holder may call it: with the lock held, no other writer owns them. It
+// returns the paths it removed.
+func (d *Dir) Sweep() ([]string, error) {
+	var removed []string
+	for _, dir := range []string{d.Path, d.File("proposals")} {
+		ents, err := os.ReadDir(dir)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return removed, err
+		}
+		for _, e := range ents {
+			n := e.Name()
+			if !strings.HasPrefix(n, ".") || !(strings.Contains(n, ".tmp-") || strings.HasPrefix(n, ".tmp-")) {
+				continue
+			}
+			p := filepath.Join(dir, n)
+			if err := os.RemoveAll(p); err != nil {
+				return removed, fmt.Errorf("remove leftover %q: %w", p, err)
+			}
+			removed = append(removed, p)
+		}
+	}
+	return removed, nil
+}
