@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -71,6 +75,28 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			// hooksrv DIR: a webhook receiver on loopback for the rest of
+			// the script; each request's body goes to DIR/N.json and its
+			// signature header to DIR/N.sig; $HOOK_URL is its address.
+			"hooksrv": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 1 {
+					ts.Fatalf("usage: hooksrv DIR")
+				}
+				dir := ts.MkAbs(args[0])
+				ts.Check(os.MkdirAll(dir, 0o755))
+				var mu sync.Mutex
+				n := 0
+				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					b, _ := io.ReadAll(r.Body)
+					mu.Lock()
+					defer mu.Unlock()
+					n++
+					_ = os.WriteFile(filepath.Join(dir, fmt.Sprintf("%d.json", n)), b, 0o644)
+					_ = os.WriteFile(filepath.Join(dir, fmt.Sprintf("%d.sig", n)), []byte(r.Header.Get("X-Lambda-Check-Signature")), 0o644)
+				}))
+				ts.Defer(srv.Close)
+				ts.Setenv("HOOK_URL", srv.URL+"/hook")
+			},
 			// genws DIR [MODULES] [KEY=VALUE...]: generate a workspace in DIR
 			// (DIR/workspace, DIR/remotes). Without MODULES, the demo's; with
 			// it, nothing ahead or drifted unless asked: drift=REPO,...
