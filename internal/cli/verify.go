@@ -81,6 +81,8 @@ func verifyLocked(rt *Runtime, sd *statedir.Dir, c *VerifyCmd) (*verify.Report, 
 		return nil, "", err
 	}
 	ws := rt.WorkspaceDir()
+	// Private TMPDIRs of loads a killed lambda-check left behind.
+	logos.SweepTemp()
 	req := verify.Request{Only: c.Module, Deadline: c.Deadline, Parallelism: cfg.Verify.Parallelism}
 	if req.Deadline == 0 && cfg.Verify.Deadline != "" {
 		req.Deadline, _ = time.ParseDuration(cfg.Verify.Deadline)

@@ -47,7 +47,7 @@ const marchResult = "Method call successful. Result: "
 // call, stop). Everything runs in one process group, killed afterwards:
 // logoscore leaves its hosts running otherwise.
 func (c Core) Calls(ctx context.Context, modulesDir string, modules []string, calls []Call, deadline time.Duration, sb Sandbox) ([]CallResult, error) {
-	tmp, err := os.MkdirTemp("", "lambda-check-core-")
+	tmp, err := os.MkdirTemp("", fmt.Sprintf("lcc%d-", os.Getpid()))
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +64,7 @@ func (c Core) command(ctx context.Context, tmp string, sb Sandbox, pgid int, arg
 	cmd := exec.CommandContext(ctx, c.Path, args...)
 	cmd.Env = minimalEnv(tmp, sb.Env)
 	cmd.Dir = tmp
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pgid: pgid}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pgid: pgid, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 2 * time.Second
 	return cmd

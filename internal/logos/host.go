@@ -68,7 +68,7 @@ func DetectGeneration(ctx context.Context, path string, sb Sandbox) (Generation,
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path, "--help")
 	cmd.Env = minimalEnv(os.TempDir(), sb.Env)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = time.Second
 	out, err := cmd.CombinedOutput()
@@ -126,7 +126,7 @@ func (h Host) Load(ctx context.Context, name, plugin string, deadline time.Durat
 	if limit <= 0 {
 		limit = 16 << 10
 	}
-	tmp, err := os.MkdirTemp("", "lambda-check-load-")
+	tmp, err := os.MkdirTemp("", fmt.Sprintf("lcl%d-", os.Getpid()))
 	if err != nil {
 		return LoadResult{Verdict: "fail", Reason: ReasonStartFailed, Detail: err.Error()}
 	}
@@ -144,7 +144,7 @@ func (h Host) Load(ctx context.Context, name, plugin string, deadline time.Durat
 	cmd := exec.Command(bin, args...)
 	cmd.Env = minimalEnv(tmp, sb.Env)
 	cmd.Dir = tmp
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	out := &tail{limit: limit}
 	pr, pw := io.Pipe()
 	cmd.Stderr, cmd.Stdout = pw, pw
@@ -393,4 +393,41 @@ func (t *tail) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return string(t.buf)
+}
+
+// SweepTemp removes the private TMPDIRs of loads and calls whose
+// lambda-check process is gone (killed before it could clean up). Each is
+// named after its owner's pid (lcl<pid>-*, lcc<pid>-*: short, as the host's
+// token socket inside must fit a socket path's 108 bytes), so a live one, of this process or another,
+// is never touched. It returns the directories removed.
+func SweepTemp() []string {
+	base := os.TempDir()
+	ents, err := os.ReadDir(base)
+	if err != nil {
+		return nil
+	}
+	var removed []string
+	for _, e := range ents {
+		n := e.Name()
+		rest, ok := strings.CutPrefix(n, "lcl")
+		if !ok {
+			rest, ok = strings.CutPrefix(n, "lcc")
+		}
+		if !ok || !e.IsDir() {
+			continue
+		}
+		pidText, _, ok := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidText)
+		if !ok || err != nil || pid <= 0 {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); err == nil || errors.Is(err, syscall.EPERM) {
+			continue // alive
+		}
+		p := filepath.Join(base, n)
+		if os.RemoveAll(p) == nil {
+			removed = append(removed, p)
+		}
+	}
+	return removed
 }

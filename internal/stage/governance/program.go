@@ -63,7 +63,7 @@ func Decide(ctx context.Context, env Env, id string) (*Decision, error) {
 	cmd := exec.CommandContext(cctx, env.Config.Program[0], env.Config.Program[1:]...)
 	cmd.Stdin = bytes.NewReader(in)
 	cmd.Env = append(os.Environ(), "LAMBDA_CHECK_PROPOSAL_DIR="+filepath.Join(env.Proposals, id), "LAMBDA_CHECK_PROPOSAL_ID="+id)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 2 * time.Second
 	var out, errb bytes.Buffer
