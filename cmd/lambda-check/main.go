@@ -6,7 +6,9 @@ package main
 import (
 	"context"
 	"os"
+	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"golang.org/x/term"
@@ -22,9 +24,21 @@ func main() {
 	}
 	code := cli.Main(ctx, os.Args[1:], cli.Env{
 		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
-		Dir: dir, Getenv: os.Getenv, Environ: os.Environ,
+		Dir: dir, Getenv: os.Getenv, Environ: os.Environ, Self: self(),
 		IsTerminal: term.IsTerminal(int(os.Stderr.Fd())),
 	})
 	stop()
 	os.Exit(code)
+}
+
+// self is how to run this program again: its path as started, else the
+// executable's.
+func self() string {
+	if p, err := exec.LookPath(os.Args[0]); err == nil {
+		if abs, err := filepath.Abs(p); err == nil {
+			return abs
+		}
+	}
+	p, _ := os.Executable()
+	return p
 }

@@ -58,7 +58,7 @@ func TestMain(m *testing.M) {
 		"lambda-check": func() {
 			dir, _ := os.Getwd()
 			os.Exit(cli.Main(context.Background(), os.Args[1:], cli.Env{
-				Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Dir: dir, Getenv: os.Getenv, Environ: os.Environ,
+				Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Dir: dir, Getenv: os.Getenv, Environ: os.Environ, Self: self(),
 			}))
 		},
 	})

@@ -33,10 +33,18 @@ func (c *DemoCmd) Help() string {
 	return `Builds a realistic Logos-like workspace: a superproject with module
 submodules under repos/ (each with metadata.json and a flake), local bare
 remotes of which some are ahead of their pins, a flake.nix whose inputs follow
-a shared SDK, and a flake.lock with one entry drifted from its gitlink. Then it
-runs the stages that exist on it (snapshot, policy, graph, upgrades, propose)
-and prints what it found and where things are. The demo exits 0 even though its workspace breaks
-the policy on purpose.`
+a shared SDK, and a flake.lock with one entry drifted from its gitlink (so
+policy fails on purpose). Then it tells the whole story: snapshot, policy,
+graph, upgrades and proposals; a proposal approved with a demo key made here
+and applied; a cycle with verify; an upgrade whose new build crashes, found
+by verify and rolled back by heal; and the HTML report. It prints what each
+step found and where everything is, and exits 0.
+
+Verify needs a Logos runtime. With a host on PATH (or LAMBDA_CHECK_LOGOS_HOST)
+and LAMBDA_CHECK_MODULES_DIR set to built modules, the demo verifies those;
+otherwise it uses a SIMULATED runtime, labelled so everywhere: a stand-in host
+speaking the March logos_host protocol and stand-in plugins with Qt metadata
+but no code (in <dir>/simulated-runtime).`
 }
 
 // Run builds the workspace and runs the stages.
@@ -149,6 +157,11 @@ func (c *DemoCmd) Run(rt *Runtime) error {
 	}
 	govTook := time.Since(start)
 
+	story, err := runDemoStory(rt, sd, dir, ws, filepath.Join(sd.File("keys"), "demo-operator.key"))
+	if err != nil {
+		return fmt.Errorf("the demo's cycles: %w", err)
+	}
+
 	if rt.Globals.JSON {
 		return rt.PrintJSON(struct {
 			Workspace string            `json:"workspace"`
@@ -162,7 +175,8 @@ func (c *DemoCmd) Run(rt *Runtime) error {
 			Proposals []propose.Outcome `json:"proposals"`
 			Applied   string            `json:"applied"`
 			Audit     *audit.Report     `json:"audit"`
-		}{ws.Root, ws.Remotes, w.path, w.digest, pw.path, pw.report.Summary, order.Plan.Levels, upPath, props.Outcomes, gov.applied, gov.audit})
+			Story     *demoStory        `json:"story"`
+		}{ws.Root, ws.Remotes, w.path, w.digest, pw.path, pw.report.Summary, order.Plan.Levels, upPath, props.Outcomes, gov.applied, gov.audit, story})
 	}
 	rt.Printf("== snapshot (%s)\n", snapTook.Round(time.Microsecond))
 	renderSnapshot(rt, w.snapshot)
@@ -178,7 +192,14 @@ func (c *DemoCmd) Run(rt *Runtime) error {
 	for _, l := range gov.lines {
 		rt.Printf("%s\n", l)
 	}
-	rt.Printf("\n== verify\n%s\n", demoVerify(rt, sd, ws.Root))
+	rt.Printf("\nruntime for verify: %s\n", story.Runtime)
+	for _, l := range story.lines {
+		if strings.HasPrefix(l, "== ") {
+			rt.Printf("\n")
+		}
+		rt.Printf("%s\n", l)
+	}
+	rt.Printf("\nreport:    %s\n", story.Report)
 	rt.Printf("\nartifacts: %s, %s, %s\n", w.path, pw.path, upPath)
 	rt.Printf("workspace: %s\n", ws.Root)
 	rt.Printf("remotes:   %s\n", ws.Remotes)
@@ -196,7 +217,8 @@ func (c *DemoCmd) Run(rt *Runtime) error {
 	}
 	rt.Printf("  lambda-check governance -w %s status\n", ws.Root)
 	rt.Printf("  lambda-check audit -w %s tail\n", ws.Root)
-	rt.Printf("\nNot yet in this build: notify, cycle, report.\n")
+	rt.Printf("  lambda-check cycle -w %s\n", ws.Root)
+	rt.Printf("  lambda-check report -w %s --html report.html\n", ws.Root)
 	return nil
 }
 
@@ -307,31 +329,4 @@ func demoGovernance(rt *Runtime, sd *statedir.Dir, props *propose.Result) (*demo
 	out.lines = append(out.lines, fmt.Sprintf("audit verify: %d events, head %s; the checkpoint of seq %d is valid in the log and beside it", rep.Events, rep.Head[:19]+"…", cp.Seq))
 	out.lines = append(out.lines, fmt.Sprintf("demo key (approver, checkpoint): %s, registry %s", keyPath, sd.File("keys.json")))
 	return out, nil
-}
-
-// demoVerify runs verify when a Logos host and built modules are at hand,
-// and says plainly why not otherwise.
-func demoVerify(rt *Runtime, sd *statedir.Dir, ws string) string {
-	cfg, err := rt.Config()
-	if err != nil {
-		return "skipped: " + err.Error()
-	}
-	host, err := findHost(rt, rt.Env.Getenv("LAMBDA_CHECK_LOGOS_HOST"), cfg.Verify.Host, ws)
-	if err != nil {
-		return "skipped: no Logos runtime host (logos_host or logos_host_qt on PATH, or LAMBDA_CHECK_LOGOS_HOST); " +
-			"the demo's modules are /bin/sh derivations, not Qt plugins, so there would be nothing to load anyway"
-	}
-	mods := firstOf(rt.Env.Getenv("LAMBDA_CHECK_MODULES_DIR"), cfg.Verify.ModulesDir)
-	if mods == "" {
-		return "skipped: a host is at " + host + ", but the demo has no built Qt plugins; set LAMBDA_CHECK_MODULES_DIR to a modules directory to verify it"
-	}
-	rep, _, err := verifyLocked(rt, sd, &VerifyCmd{Host: host, ModulesDir: mods})
-	if err != nil {
-		return "failed to run: " + err.Error()
-	}
-	var b bytes.Buffer
-	sub := &Runtime{Ctx: rt.Ctx, Env: rt.Env, Globals: rt.Globals, cfg: rt.cfg}
-	sub.Env.Stdout = &b
-	renderVerify(sub, rep)
-	return strings.TrimSpace(b.String())
 }

@@ -57,6 +57,9 @@ type Env struct {
 	Environ func() []string
 	// IsTerminal reports whether stderr is a terminal (for progress).
 	IsTerminal bool
+	// Self is the path that runs this program again (the demo's simulated
+	// runtime runs through it).
+	Self string
 }
 
 // Globals are the flags every command takes.
@@ -95,6 +98,9 @@ type CLI struct {
 	SignMetadata SignMetadataCmd `cmd:"" name:"sign-metadata" help:"Sign module metadata.json files with a key."`
 	Demo         DemoCmd         `cmd:"" help:"Build a sample Logos workspace and run the stages on it."`
 	ExitCodes    ExitCodesCmd    `cmd:"" name:"exit-codes" help:"List the exit codes and what they mean."`
+
+	SimulatedHost  SimulatedHostCmd  `cmd:"" name:"simulated-host" hidden:"" help:"The demo's simulated Logos host (not a runtime)."`
+	SimulatedBuild SimulatedBuildCmd `cmd:"" name:"simulated-build" hidden:"" help:"The demo's simulated module build."`
 }
 
 const description = `lambda-check keeps a Logos workspace healthy and moving forward, without ever
