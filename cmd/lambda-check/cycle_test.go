@@ -306,3 +306,83 @@ func lastAuditLine(t *testing.T, f *cycleFixture) string {
 	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 	return lines[len(lines)-1]
 }
+
+// TestWatchStopsOnSignal: watch runs cycles at its interval and stops
+// cleanly on SIGTERM between cycles and on SIGINT during one.
+func TestWatchStopsOnSignal(t *testing.T) {
+	t.Parallel()
+	bin, err := exec.LookPath("lambda-check")
+	assert.NilError(t, err)
+	f := newCycleFixture(t, 2)
+	start := func() (*exec.Cmd, *syncBuffer) {
+		cmd := exec.Command(bin, "watch", "--interval", "1s", "-w", f.ws.Root, "--config", f.config)
+		var errb syncBuffer
+		cmd.Stderr, cmd.Env = &errb, os.Environ()
+		assert.NilError(t, cmd.Start())
+		return cmd, &errb
+	}
+	waitFor := func(b *syncBuffer, s string) {
+		deadline := time.Now().Add(30 * time.Second)
+		for !strings.Contains(b.String(), s) {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q in:\n%s", s, b.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	exit := func(cmd *exec.Cmd) int {
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				return ee.ExitCode()
+			}
+			assert.NilError(t, err)
+			return 0
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Fatal("watch did not stop")
+			return -1
+		}
+	}
+
+	cmd, errb := start()
+	waitFor(errb, "cycle 2: ")
+	assert.NilError(t, cmd.Process.Signal(syscall.SIGTERM))
+	assert.Equal(t, exit(cmd), 0)
+	assert.Assert(t, strings.Contains(errb.String(), "lambda-check: stopped"), errb.String())
+
+	// During a cycle: the hosts are slow to load, the signal lands in verify.
+	f.plugin(t, f.modules[0], "hang")
+	cmd, errb = start()
+	time.Sleep(300 * time.Millisecond)
+	assert.NilError(t, cmd.Process.Signal(syscall.SIGINT))
+	assert.Equal(t, exit(cmd), 130)
+	checkState(t, f)
+	h, _, err := cycle.ReadHistory(filepath.Join(f.state, "cycles.jsonl"))
+	assert.NilError(t, err)
+	assert.Assert(t, len(h) >= 3)
+	last := h[len(h)-1]
+	assert.Equal(t, last.Exit, 130, "%+v", last)
+	assert.DeepEqual(t, processesUsing(f.mods), []string(nil))
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

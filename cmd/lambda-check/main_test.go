@@ -8,10 +8,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -57,7 +59,9 @@ func TestMain(m *testing.M) {
 		},
 		"lambda-check": func() {
 			dir, _ := os.Getwd()
-			os.Exit(cli.Main(context.Background(), os.Args[1:], cli.Env{
+			// As main does: SIGINT and SIGTERM cancel the command.
+			ctx, _ := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			os.Exit(cli.Main(ctx, os.Args[1:], cli.Env{
 				Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Dir: dir, Getenv: os.Getenv, Environ: os.Environ, Self: self(),
 			}))
 		},
