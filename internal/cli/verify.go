@@ -148,6 +148,14 @@ func verifyLocked(rt *Runtime, sd *statedir.Dir, c *VerifyCmd) (*verify.Report, 
 			req.Calls = append(req.Calls, logos.Call{Module: cl.Module, Method: cl.Method, Args: cl.Args, Expect: cl.Expect})
 		}
 	}
+	if rt.Env.IsTerminal && !rt.Globals.JSON {
+		req.Progress = func(done, total int) {
+			fmt.Fprintf(rt.Env.Stderr, "\rlambda-check: verify: %d/%d modules", done, total)
+			if done == total {
+				fmt.Fprintln(rt.Env.Stderr)
+			}
+		}
+	}
 	res, err := verify.Run(rt.Ctx, req)
 	if err != nil {
 		return nil, "", exitcode.Input(err, "")

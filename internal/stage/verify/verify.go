@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -45,6 +46,10 @@ const (
 
 // Request says what to verify.
 type Request struct {
+	// Progress, when set, is called after each module (from the loads'
+	// goroutines, one call at a time).
+	Progress func(done, total int)
+
 	ModulesDir string
 	Host       logos.Host // Generation "" is detected
 	Sandbox    logos.Sandbox
@@ -254,6 +259,8 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(req.Parallelism)
+	var progressMu sync.Mutex
+	progressDone := 0
 	for i := range mods {
 		m := &mods[i]
 		if r := source[m.Name]; r != nil {
@@ -266,6 +273,12 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 		}
 		g.Go(func() error {
 			verifyOne(gctx, req, m, names)
+			if req.Progress != nil {
+				progressMu.Lock()
+				progressDone++
+				req.Progress(progressDone, len(mods))
+				progressMu.Unlock()
+			}
 			return nil
 		})
 	}
