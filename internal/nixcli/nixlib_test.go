@@ -1,0 +1,115 @@
+package nixcli_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"gotest.tools/v3/assert"
+
+	"github.com/lambda-os/lambda-check/internal/audit"
+	"github.com/lambda-os/lambda-check/internal/gittest"
+	"github.com/lambda-os/lambda-check/internal/gittest/requires"
+	"github.com/lambda-os/lambda-check/internal/nixcli"
+)
+
+// repoRoot is this repository's root (for nixlib).
+func repoRoot(t *testing.T) string {
+	_, file, _, ok := runtime.Caller(0)
+	assert.Assert(t, ok)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// TestNixlibTests runs nixlib's { expr; expected; } tests under the Nix
+// here (2.8 on the project machine).
+func TestNixlibTests(t *testing.T) {
+	t.Parallel()
+	requires.Tool(t, "nix-instantiate")
+	out, err := exec.Command("nix-instantiate", "--eval", "--strict", "--json", filepath.Join(repoRoot(t), "nixlib", "tests.nix")).CombinedOutput()
+	assert.NilError(t, err, string(out))
+	assert.Equal(t, strings.TrimSpace(string(out)), "[]", "failing nixlib tests")
+}
+
+// TestWorkspaceFlakeCheck: a generated workspace whose flake uses
+// mkWorkspaceChecks passes 'nix flake check' when clean and fails with
+// the finding when a submodule's gitlink and its flake.lock pin drift.
+func TestWorkspaceFlakeCheck(t *testing.T) {
+	t.Parallel()
+	requires.Tool(t, "git")
+	requires.Tool(t, "nix")
+	env := append(requires.NixEnv(),
+		// The generated remotes are local files, which git refuses for
+		// submodules unless told.
+		"GIT_CONFIG_COUNT=1", "GIT_CONFIG_KEY_0=protocol.file.allow", "GIT_CONFIG_VALUE_0=always",
+		"GIT_AUTHOR_NAME=Dev", "GIT_AUTHOR_EMAIL=dev@logos.invalid", "GIT_COMMITTER_NAME=Dev", "GIT_COMMITTER_EMAIL=dev@logos.invalid")
+	n, err := nixcli.Find(env)
+	assert.NilError(t, err)
+	nixlib := filepath.Join(repoRoot(t), "nixlib")
+
+	for _, tc := range []struct {
+		name   string
+		drift  []string
+		tamper bool
+	}{{"clean", nil, false}, {"drift", []string{"logos-liblogos"}, false}, {"tampered-audit", nil, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			ws, err := gittest.Generate(ctx, t.TempDir(), gittest.Options{Modules: 3, Drift: tc.drift})
+			assert.NilError(t, err)
+			flakeNix := filepath.Join(ws.Root, "flake.nix")
+			b, err := os.ReadFile(flakeNix)
+			assert.NilError(t, err)
+			s := strings.Replace(string(b), "  inputs = {\n",
+				"  inputs = {\n    lambda-check = { url = \"path:"+nixlib+"\"; flake = false; };\n", 1)
+			s = strings.Replace(s, "      packages.${system} = {",
+				"      checks.${system} = (import inputs.lambda-check { }).mkWorkspaceChecks {\n"+
+					"        src = self; inherit inputs system;\n"+
+					"        # The generated remotes are local bare repositories.\n"+
+					"        allowLocal = true;\n"+
+					"        auditLog = ./audit.jsonl;\n"+
+					"      };\n      packages.${system} = {", 1)
+			assert.NilError(t, os.WriteFile(flakeNix, []byte(s), 0o644))
+			// A committed audit log, as lambda-check writes it.
+			for _, stage := range []string{"snapshot", "policy", "cycle"} {
+				_, err := audit.Append(filepath.Join(ws.Root, "audit.jsonl"), audit.Event{Time: "2026-11-27T12:00:00Z", Stage: stage, Actor: "ops@node", Result: audit.ResultOK})
+				assert.NilError(t, err)
+			}
+			if tc.tamper {
+				p := filepath.Join(ws.Root, "audit.jsonl")
+				b, err := os.ReadFile(p)
+				assert.NilError(t, err)
+				assert.NilError(t, os.WriteFile(p, []byte(strings.Replace(string(b), `"stage":"policy"`, `"stage":"polish"`, 1)), 0o644))
+			}
+			_, err = n.Run(ctx, ws.Root, "flake", "lock")
+			assert.NilError(t, err)
+			git := exec.Command("git", "-C", ws.Root, "add", "flake.nix", "flake.lock", "audit.jsonl")
+			git.Env = env
+			out, err := git.CombinedOutput()
+			assert.NilError(t, err, string(out))
+			git = exec.Command("git", "-C", ws.Root, "commit", "-qm", "Check the workspace with lambda-check")
+			git.Env = env
+			out, err = git.CombinedOutput()
+			assert.NilError(t, err, string(out))
+
+			out, err = n.Run(ctx, ws.Root, "flake", "check", "git+file://"+ws.Root+"?submodules=1")
+			switch {
+			case tc.tamper:
+				assert.ErrorContains(t, err, "deny  audit-chain  audit log line 2: its digest is not the digest of its content: the line was edited")
+				return
+			case tc.drift == nil:
+				assert.NilError(t, err)
+			default:
+				assert.ErrorContains(t, err, "lambda-check: policy: fail (1 deny, 0 warn)")
+				assert.ErrorContains(t, err, "deny  lock-drift  submodule repos/logos-liblogos: the gitlink of repos/logos-liblogos is not the revision flake.lock pins for input logos-liblogos")
+			}
+			// Without the submodules the drift cannot be seen: warnings, a pass.
+			_, err = n.Run(ctx, ws.Root, "flake", "check", "git+file://"+ws.Root)
+			assert.NilError(t, err)
+		})
+	}
+}
+
