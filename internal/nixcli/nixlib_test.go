@@ -112,4 +112,3 @@ func TestWorkspaceFlakeCheck(t *testing.T) {
 		})
 	}
 }
-
