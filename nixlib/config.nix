@@ -31,7 +31,6 @@ let
         args = [
           "-c"
           ''
-            read -r first < "$configPath" || true
             "$bin" config check "$configPath" || exit 1
             while IFS= read -r line || [ -n "$line" ]; do echo "$line"; done < "$configPath" > "$out"
           ''

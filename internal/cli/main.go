@@ -95,6 +95,7 @@ type CLI struct {
 	Plan       PlanCmd       `cmd:"" help:"Order changed inputs by dependency, leaves first, into plan.json."`
 
 	Key          KeyCmd          `cmd:"" help:"Make and inspect ed25519 signing keys."`
+	ConfigFile   ConfigCmd       `cmd:"" name:"config" help:"Check a configuration file."`
 	SignMetadata SignMetadataCmd `cmd:"" name:"sign-metadata" help:"Sign module metadata.json files with a key."`
 	Demo         DemoCmd         `cmd:"" help:"Build a sample Logos workspace and run the stages on it."`
 	ExitCodes    ExitCodesCmd    `cmd:"" name:"exit-codes" help:"List the exit codes and what they mean."`

@@ -2,6 +2,7 @@ package nixcli_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -111,4 +112,40 @@ func TestWorkspaceFlakeCheck(t *testing.T) {
 			assert.NilError(t, err)
 		})
 	}
+}
+
+// TestMkConfig: mkConfig writes the configuration and has the binary check
+// it at build time; a misspelt key fails the build naming the key.
+func TestMkConfig(t *testing.T) {
+	t.Parallel()
+	requires.Tool(t, "nix")
+	bin := filepath.Join(t.TempDir(), "lambda-check")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/lambda-check")
+	build.Dir = repoRoot(t)
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, err := build.CombinedOutput()
+	assert.NilError(t, err, string(out))
+	n, err := nixcli.Find(requires.NixEnv())
+	assert.NilError(t, err)
+	expr := func(settings string) string {
+		return `(import ` + filepath.Join(repoRoot(t), "nixlib") + ` { }).mkConfig { settings = ` + settings +
+			`; lambda-check = /. + "` + bin + `"; system = builtins.currentSystem; }`
+	}
+	ctx := context.Background()
+	out, err = n.Run(ctx, t.TempDir(), "build", "--impure", "--no-link", "--json", "--expr",
+		expr(`{ verify.deadline = "10s"; notify.channels = [ { name = "ops"; type = "webhook"; url = "https://hooks.example/x"; } ]; }`))
+	assert.NilError(t, err)
+	var built []struct {
+		Outputs struct{ Out string } `json:"outputs"`
+	}
+	assert.NilError(t, json.Unmarshal(out, &built))
+	assert.Equal(t, len(built), 1)
+	b, err := os.ReadFile(built[0].Outputs.Out)
+	assert.NilError(t, err)
+	assert.Equal(t, string(b), `{"notify":{"channels":[{"name":"ops","type":"webhook","url":"https://hooks.example/x"}]},"schemaVersion":1,"verify":{"deadline":"10s"}}`+"\n")
+
+	_, err = n.Run(ctx, t.TempDir(), "build", "--impure", "--no-link", "--expr", expr(`{ verify.deadlin = "10s"; }`))
+	assert.ErrorContains(t, err, `unknown field "deadlin"`)
+	_, err = n.Run(ctx, t.TempDir(), "build", "--impure", "--no-link", "--expr", expr(`{ notify.channels = [ { name = "x"; type = "pager"; } ]; }`))
+	assert.ErrorContains(t, err, `type "pager" is not telegram, webhook or desktop`)
 }
