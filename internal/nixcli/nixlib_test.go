@@ -149,3 +149,28 @@ func TestMkConfig(t *testing.T) {
 	_, err = n.Run(ctx, t.TempDir(), "build", "--impure", "--no-link", "--expr", expr(`{ notify.channels = [ { name = "x"; type = "pager"; } ]; }`))
 	assert.ErrorContains(t, err, `type "pager" is not telegram, webhook or desktop`)
 }
+
+// TestVendorHashIsCurrent recomputes package.nix's vendorHash as
+// buildGoModule does (the NAR hash of what 'go mod vendor' writes) and
+// fails when go.mod or go.sum moved without it.
+func TestVendorHashIsCurrent(t *testing.T) {
+	t.Parallel()
+	requires.Tool(t, "nix")
+	root := repoRoot(t)
+	dir := filepath.Join(t.TempDir(), "vendor")
+	vendor := exec.Command("go", "mod", "vendor", "-o", dir)
+	vendor.Dir = root
+	// The modules are in the cache (the tests were built from them):
+	// nothing is downloaded.
+	vendor.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off")
+	out, err := vendor.CombinedOutput()
+	assert.NilError(t, err, string(out))
+	n, err := nixcli.Find(requires.NixEnv())
+	assert.NilError(t, err)
+	out, err = n.Run(context.Background(), root, "hash", "path", dir)
+	assert.NilError(t, err)
+	pkg, err := os.ReadFile(filepath.Join(root, "package.nix"))
+	assert.NilError(t, err)
+	want := `vendorHash = "` + strings.TrimSpace(string(out)) + `";`
+	assert.Assert(t, strings.Contains(string(pkg), want), "package.nix's vendorHash is stale: want %s; run scripts/update-vendor-hash", want)
+}
