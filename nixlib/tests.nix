@@ -256,6 +256,27 @@ let
         ];
       };
     }
+    {
+      name = "templates: flakes with a description";
+      expr = map (t: builtins.isString (import ../templates/${t}/flake.nix).description) [ "default" "nixos" ];
+      expected = [ true true ];
+    }
+    {
+      name = "templates: the workspace template's checks evaluate with nixlib";
+      expr =
+        let
+          outputs = (import ../templates/default/flake.nix).outputs {
+            self = ./testdata/workspace;
+            lambda-check = {
+              lib = nixlib;
+              packages.x86_64-linux.default = "lambda-check";
+              packages.aarch64-linux.default = "lambda-check";
+            };
+          };
+        in
+        map (c: c.type) (builtins.attrValues outputs.checks.x86_64-linux);
+      expected = [ "derivation" ];
+    }
   ];
   failures = builtins.filter (t: t.expr != t.expected) tests;
 in

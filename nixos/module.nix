@@ -1,0 +1,176 @@
+# services.lambda-check: the cycle as a oneshot service on a timer,
+# least-privileged. Used as lambda-check.nixosModules.default (flake.nix
+# applies { self } to it).
+{ self ? null }:
+{
+  config,
+  lib,
+  pkgs,
+  ...
+}:
+let
+  cfg = config.services.lambda-check;
+  inherit (lib)
+    mkIf
+    mkDefault
+    hasPrefix
+    removePrefix
+    attrValues
+    mapAttrsToList
+    optional
+    optionals
+    escapeShellArgs
+    ;
+  system = pkgs.stdenv.hostPlatform.system;
+
+  settings = removeAttrs cfg.settings [ "schemaVersion" ] // {
+    schemaVersion = 1;
+  };
+  # The configuration, checked by the binary: a misspelt key or a bad value
+  # fails the build, not the first cycle.
+  configFile =
+    pkgs.runCommand "lambda-check-config.json"
+      {
+        nativeBuildInputs = [ cfg.package ];
+        value = builtins.toJSON settings;
+        passAsFile = [ "value" ];
+      }
+      ''
+        cp "$valuePath" "$out"
+        lambda-check config check "$out"
+      '';
+
+  channels = cfg.settings.notify.channels or [ ];
+  inlineSecrets = builtins.filter (c: c ? token || c ? secret || c ? botToken) channels;
+  bwrap = cfg.settings.verify.bwrap or false;
+  underHome = hasPrefix "/home/" (toString cfg.workspace) || hasPrefix "/root/" (toString cfg.workspace);
+in
+{
+  imports = [ ./options.nix ];
+
+  config = mkIf cfg.enable {
+    services.lambda-check.package = mkDefault (
+      pkgs.lambda-check or (if self != null then self.packages.${system}.default else null)
+    );
+
+    assertions = [
+      {
+        assertion = cfg.workspace != null;
+        message = "services.lambda-check.workspace must be set: the path of the logos-workspace checkout the service keeps healthy, e.g. \"/srv/logos-workspace\".";
+      }
+      {
+        assertion = hasPrefix "/var/lib/" cfg.stateDir;
+        message = "services.lambda-check.stateDir (${cfg.stateDir}) must be under /var/lib, where systemd creates it for the service (StateDirectory).";
+      }
+      {
+        assertion = cfg.user != "root";
+        message = "services.lambda-check.user must not be root: the cycle needs to write only the workspace and its state directory.";
+      }
+      {
+        assertion = inlineSecrets == [ ];
+        message = "services.lambda-check.settings.notify.channels: a secret is written inline (token, secret or botToken); it would be world-readable in the Nix store. Use tokenFile / secretFile with a credential: services.lambda-check.credentials.<name> and \"/run/credentials/lambda-check.service/<name>\".";
+      }
+      {
+        assertion = builtins.all (p: !(hasPrefix builtins.storeDir (toString p))) (attrValues cfg.credentials);
+        message = "services.lambda-check.credentials: a credential file is in the Nix store, which every user can read. Point to a secret outside it (/run/secrets/...).";
+      }
+      {
+        assertion = cfg.package != null;
+        message = "services.lambda-check.package is not set and no lambda-check package is known for ${system}: add lambda-check's overlay, or set the package.";
+      }
+    ];
+
+    users.users = mkIf (cfg.user == "lambda-check") {
+      lambda-check = {
+        isSystemUser = true;
+        group = cfg.group;
+        home = cfg.stateDir;
+        description = "lambda-check, the control plane of a Logos workspace";
+      };
+    };
+    users.groups = mkIf (cfg.group == "lambda-check") { lambda-check = { }; };
+
+    environment.systemPackages = [ cfg.package ];
+
+    systemd.services.lambda-check = {
+      description = "lambda-check cycle on ${toString cfg.workspace}";
+      documentation = [ "https://github.com/lambda-os/lambda-check/blob/main/docs/cycle.md" ];
+      wants = [ "network-online.target" ];
+      after = [ "network-online.target" ];
+      # git for program deciders and build commands, nix for flake inputs.
+      path = [
+        pkgs.git
+        config.nix.package
+      ];
+      # A running cycle is never interrupted by a switch; the next one uses
+      # the new unit.
+      restartIfChanged = false;
+      environment = {
+        LAMBDA_CHECK_WORKSPACE = toString cfg.workspace;
+        LAMBDA_CHECK_STATE_DIR = cfg.stateDir;
+        LAMBDA_CHECK_CONFIG = "${configFile}";
+        HOME = cfg.stateDir;
+      };
+      serviceConfig = {
+        Type = "oneshot";
+        ExecStart = escapeShellArgs ([ (lib.getExe cfg.package) "cycle" ] ++ cfg.extraArgs);
+        User = cfg.user;
+        Group = cfg.group;
+        StateDirectory = removePrefix "/var/lib/" cfg.stateDir;
+        StateDirectoryMode = "0750";
+        UMask = "0027";
+        SuccessExitStatus = optionals (!cfg.findingsAreFailures) [ 3 ];
+        LoadCredential = mapAttrsToList (name: path: "${name}:${toString path}") cfg.credentials;
+        EnvironmentFile = optional (cfg.environmentFile != null) cfg.environmentFile;
+        TimeoutStartSec = "1h";
+
+        # Least privilege: the workspace (apply commits there), the state
+        # directory (StateDirectory) and what the operator adds.
+        ProtectSystem = "strict";
+        ReadWritePaths = [ (toString cfg.workspace) ] ++ cfg.readWritePaths;
+        ProtectHome = if underHome then "read-only" else true;
+        PrivateTmp = true;
+        PrivateDevices = true;
+        NoNewPrivileges = true;
+        CapabilityBoundingSet = "";
+        AmbientCapabilities = "";
+        # AF_UNIX: the Logos host's token socket, D-Bus; INET: remotes,
+        # Telegram, webhooks, Codex.
+        RestrictAddressFamilies = [
+          "AF_UNIX"
+          "AF_INET"
+          "AF_INET6"
+        ];
+        # verify.bwrap needs user, mount and network namespaces.
+        RestrictNamespaces = !bwrap;
+        SystemCallFilter = [ "@system-service" ];
+        SystemCallArchitectures = "native";
+        ProtectKernelTunables = true;
+        ProtectKernelModules = true;
+        ProtectKernelLogs = true;
+        ProtectControlGroups = true;
+        ProtectClock = true;
+        ProtectHostname = true;
+        ProtectProc = "invisible";
+        LockPersonality = true;
+        RestrictRealtime = true;
+        RestrictSUIDSGID = true;
+        RemoveIPC = true;
+      };
+    };
+
+    systemd.timers.lambda-check = {
+      description = "lambda-check cycle timer";
+      wantedBy = [ "timers.target" ];
+      timerConfig =
+        if cfg.timerConfig != null then
+          cfg.timerConfig
+        else
+          {
+            OnBootSec = "2min";
+            OnUnitActiveSec = cfg.interval;
+            RandomizedDelaySec = "30s";
+          };
+    };
+  };
+}
