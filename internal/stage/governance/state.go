@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -215,7 +217,10 @@ func evaluate(env Env, l propose.Listed) State {
 		isEligible[k] = true
 	}
 	seen := map[string]bool{}
-	for name, raw := range recs {
+	// In name order, so approvals and rejects are listed the same way
+	// every time.
+	for _, name := range slices.Sorted(maps.Keys(recs)) {
+		raw := recs[name]
 		v, err := CheckDecision(raw, b, env.Registry, env.Now)
 		switch {
 		case err != nil:
