@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -118,8 +119,14 @@ func simulatedRuntime(rt *Runtime, dir string, ws *gittest.Workspace) (host, mod
 	if err := os.MkdirAll(mods, 0o755); err != nil {
 		return "", "", "", nil, err
 	}
+	// A copy of this program, so the simulated runtime outlives a
+	// 'go run' binary and the demo directory stands on its own.
+	self := filepath.Join(rdir, "lambda-check")
+	if err := copyExecutable(rt.Env.Self, self); err != nil {
+		return "", "", "", nil, fmt.Errorf("copy lambda-check for the simulated runtime: %w", err)
+	}
 	host = filepath.Join(rdir, "logos_host")
-	script := fmt.Sprintf("#!/bin/sh\n# SIMULATED Logos host for 'lambda-check demo': it speaks the March host's\n# protocol but loads nothing. Not a runtime.\nexec %q simulated-host -- \"$@\"\n", rt.Env.Self)
+	script := fmt.Sprintf("#!/bin/sh\n# SIMULATED Logos host for 'lambda-check demo': it speaks the March host's\n# protocol but loads nothing. Not a runtime.\nexec %q simulated-host -- \"$@\"\n", self)
 	if err := artifact.WriteFile(host, []byte(script), 0o755); err != nil {
 		return "", "", "", nil, err
 	}
@@ -127,7 +134,7 @@ func simulatedRuntime(rt *Runtime, dir string, ws *gittest.Workspace) (host, mod
 	if err := writeBuildPlan(rt, planPath, mods, ws, ""); err != nil {
 		return "", "", "", nil, err
 	}
-	build = []string{rt.Env.Self, "simulated-build", "-w", ws.Root, "--plan", planPath}
+	build = []string{self, "simulated-build", "-w", ws.Root, "--plan", planPath}
 	return host, mods, planPath, build, nil
 }
 
@@ -158,4 +165,21 @@ func writeBuildPlan(rt *Runtime, planPath, mods string, ws *gittest.Workspace, c
 		return err
 	}
 	return artifact.WriteFile(planPath, b, 0o644)
+}
+
+func copyExecutable(from, to string) error {
+	src, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	dst, err := os.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		dst.Close()
+		return err
+	}
+	return dst.Close()
 }
