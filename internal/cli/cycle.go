@@ -117,6 +117,9 @@ func runCycle(rt *Runtime, c *CycleCmd) (*cycle.Summary, error) {
 		return t
 	}
 	var done []cycle.StageResult
+	// One snapshot for the whole round, taken again after an apply.
+	rt.snaps = &snapshotCache{}
+	defer func() { rt.snaps = nil }()
 	req := cycle.Request{Now: now, Steps: cycleSteps(rt, sd, cfg, c.Offline || cfg.Cycle.Offline, skip, &done)}
 	req.Progress = func(r *cycle.StageResult, finished bool) {
 		if finished {
@@ -167,7 +170,7 @@ func stageRun(rt *Runtime, sd *statedir.Dir, run func(*Runtime) error) cycle.Out
 	var errBuf bytes.Buffer
 	env := rt.Env
 	env.Stdout, env.Stderr, env.IsTerminal = io.Discard, &errBuf, false
-	child := &Runtime{Ctx: rt.Ctx, Env: env, Globals: &g, cfg: rt.cfg, held: sd}
+	child := &Runtime{Ctx: rt.Ctx, Env: env, Globals: &g, cfg: rt.cfg, held: sd, snaps: rt.snaps}
 	err := run(child)
 	switch exitcode.Of(err) {
 	case exitcode.OK:

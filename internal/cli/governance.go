@@ -356,6 +356,8 @@ func applyLocked(rt *Runtime, sd *statedir.Dir, env governance.Env, id string, n
 		return err
 	}
 	user := rt.actor()
+	// Whatever happens, the workspace may have moved.
+	defer rt.snaps.invalidate()
 	res, err := governance.Apply(rt.Ctx, governance.ApplyRequest{Env: env, ID: id, NoCommit: noCommit,
 		Committer: gitrepo.Signature{Name: user, Email: user}, InsteadOf: cfg.Upgrades.InsteadOf})
 	if err != nil {

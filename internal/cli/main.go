@@ -123,6 +123,8 @@ type Runtime struct {
 	// held is the state directory whose lock a running cycle holds: the
 	// stages it runs use it instead of locking again.
 	held *statedir.Dir
+	// snaps, in a cycle, is the snapshot its stages share.
+	snaps *snapshotCache
 }
 
 // Abs resolves p against the working directory.

@@ -135,7 +135,13 @@ func proposeLocked(rt *Runtime, sd *statedir.Dir, snap *workspace.Snapshot, up *
 	if err != nil {
 		return nil, err
 	}
+	unchanged := 0
 	for _, o := range res.Outcomes {
+		if !o.Written && o.Skipped == "" {
+			// The same proposal exists already: nothing happened to it.
+			unchanged++
+			continue
+		}
 		e := audit.Event{Stage: "propose", Detail: fmt.Sprintf("%s %s → %s", o.Submodule, short(o.From), short(o.To))}
 		if o.Skipped != "" {
 			e.Result, e.Detail = audit.ResultFail, e.Detail+": skipped: "+o.Skipped
@@ -151,6 +157,12 @@ func proposeLocked(rt *Runtime, sd *statedir.Dir, snap *workspace.Snapshot, up *
 			}
 		}
 		if err := rt.record(sd, e); err != nil {
+			return nil, err
+		}
+	}
+	if unchanged == len(res.Outcomes) {
+		// Still one event for the run, as for every stage.
+		if err := rt.record(sd, audit.Event{Stage: "propose", Detail: fmt.Sprintf("%d proposals, all unchanged", unchanged)}); err != nil {
 			return nil, err
 		}
 	}

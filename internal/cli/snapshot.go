@@ -95,6 +95,11 @@ func takeSnapshot(rt *Runtime, out string) (*written, error) {
 // snapshotLocked takes and writes a snapshot; the caller holds the lock.
 // It is shared by every command that starts from a snapshot.
 func snapshotLocked(rt *Runtime, sd *statedir.Dir, out string) (*written, error) {
+	// Within a cycle, the stages share one snapshot until something the
+	// cycle does (an apply) changes the workspace.
+	if rt.snaps != nil && rt.snaps.w != nil && out == "" {
+		return rt.snaps.w, nil
+	}
 	ws := rt.WorkspaceDir()
 	if err := snapshot.CheckWorkspace(ws); err != nil {
 		return nil, err
@@ -133,7 +138,21 @@ func snapshotLocked(rt *Runtime, sd *statedir.Dir, out string) (*written, error)
 	if err := rt.record(sd, audit.Event{Stage: "snapshot", Output: output(workspace.SnapshotSpec.Kind, out, b)}); err != nil {
 		return nil, err
 	}
-	return &written{snapshot: &res.Snapshot, path: out, digest: digest, bytes: b}, nil
+	w := &written{snapshot: &res.Snapshot, path: out, digest: digest, bytes: b}
+	if rt.snaps != nil && out == sd.File("snapshot.json") {
+		rt.snaps.w = w
+	}
+	return w, nil
+}
+
+// snapshotCache is a cycle's shared snapshot.
+type snapshotCache struct{ w *written }
+
+// invalidate drops the shared snapshot after the workspace changed.
+func (c *snapshotCache) invalidate() {
+	if c != nil {
+		c.w = nil
+	}
 }
 
 // userExcludesFile is git's default global ignore file.
