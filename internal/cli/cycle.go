@@ -262,6 +262,14 @@ func cycleSteps(rt *Runtime, sd *statedir.Dir, cfg *config.Config, offline bool,
 		}),
 		step("propose", false, []string{"plan"}, func(context.Context) cycle.Outcome {
 			o := stageRun(rt, sd, (&ProposeCmd{WorkspaceURL: cfg.Cycle.WorkspaceURL}).Run)
+			pruned := 0
+			if o.Err == nil && !cfg.Cycle.KeepStale {
+				ids, err := pruneLocked(rt, sd, false)
+				if err != nil {
+					return cycle.Outcome{Err: fmt.Errorf("prune: %w", err)}
+				}
+				pruned = len(ids)
+			}
 			if o.Err == nil {
 				if ls, err := listProposals(rt); err == nil {
 					o.Counts = map[string]int{"proposals": len(ls)}
@@ -269,6 +277,10 @@ func cycleSteps(rt *Runtime, sd *statedir.Dir, cfg *config.Config, offline bool,
 						o.Counts[l.Status]++
 					}
 					o.Detail = fmt.Sprintf("%d proposals, %d pending", len(ls), o.Counts["pending"])
+					if pruned > 0 {
+						o.Counts["pruned"] = pruned
+						o.Detail += fmt.Sprintf(" (%d stale or superseded pruned)", pruned)
+					}
 				}
 			}
 			return o

@@ -219,7 +219,75 @@ func renderOutcomes(rt *Runtime, os []propose.Outcome, dir string) {
 // ProposalsCmd is "lambda-check proposals".
 type ProposalsCmd struct {
 	List ProposalsListCmd `cmd:"" default:"withargs" help:"List the proposals and their status."`
-	Show ProposalsShowCmd `cmd:"" help:"Show one proposal: what it moves, its commits, findings and patch."`
+	Show  ProposalsShowCmd  `cmd:"" help:"Show one proposal: what it moves, its commits, findings and patch."`
+	Prune ProposalsPruneCmd `cmd:"" help:"Remove proposals that can never be applied and that nobody decided on."`
+}
+
+// ProposalsPruneCmd is "lambda-check proposals prune".
+type ProposalsPruneCmd struct {
+	DryRun bool `help:"Only list what would be removed."`
+}
+
+// Help is shown by "lambda-check proposals prune --help".
+func (c *ProposalsPruneCmd) Help() string {
+	return `Removes the proposals that are stale (the workspace moved from their base) or
+superseded (another proposal moves the same pin further) and have no
+decision on record. Proposals with decisions (approved, rejected, applied)
+stay, with their decisions. A removed upgrade is proposed again by the next
+'propose' if it still applies. The cycle prunes after proposing unless
+cycle.keepStale is set.`
+}
+
+// Run prunes.
+func (c *ProposalsPruneCmd) Run(rt *Runtime) error {
+	sd, unlock, err := rt.LockState()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	ids, err := pruneLocked(rt, sd, c.DryRun)
+	if err != nil {
+		return err
+	}
+	if rt.Globals.JSON {
+		return rt.PrintJSON(struct {
+			Removed []string `json:"removed"`
+			DryRun  bool     `json:"dryRun"`
+		}{nonNil(ids), c.DryRun})
+	}
+	verb := "removed"
+	if c.DryRun {
+		verb = "would remove"
+	}
+	for _, id := range ids {
+		rt.Printf("%s %s\n", verb, id)
+	}
+	rt.Logf("%s %d proposals", verb, len(ids))
+	return nil
+}
+
+// pruneLocked removes (or lists) the prunable proposals and records it.
+func pruneLocked(rt *Runtime, sd *statedir.Dir, dryRun bool) ([]string, error) {
+	ls, err := listProposals(rt)
+	if err != nil {
+		return nil, err
+	}
+	if dryRun {
+		var ids []string
+		for _, l := range ls {
+			if propose.Prunable(l, sd.File("decisions")) {
+				ids = append(ids, l.Proposal.ID)
+			}
+		}
+		return ids, nil
+	}
+	ids, err := propose.Prune(sd.File("proposals"), sd.File("decisions"), ls)
+	if len(ids) > 0 {
+		if rerr := rt.record(sd, audit.Event{Stage: "prune", Detail: fmt.Sprintf("removed %d stale or superseded proposals nobody decided on: %s", len(ids), strings.Join(ids, ", "))}); rerr != nil {
+			return ids, rerr
+		}
+	}
+	return ids, err
 }
 
 // ProposalsListCmd is "lambda-check proposals list".

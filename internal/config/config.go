@@ -109,6 +109,9 @@ type Cycle struct {
 	// WorkspaceURL is how proposal flakes reach the workspace (propose's
 	// --workspace-url).
 	WorkspaceURL string `json:"workspaceUrl,omitempty"`
+	// KeepStale keeps stale and superseded proposals nobody decided on;
+	// by default the cycle prunes them after proposing.
+	KeepStale bool `json:"keepStale,omitempty"`
 }
 
 // CycleStages are the stages of a cycle, in order.

@@ -155,3 +155,44 @@ func supersededBy(p *Proposal, all []Listed, stores string) string {
 	}
 	return ""
 }
+
+// Prunable reports whether a listed proposal may be removed: it can never
+// be applied (stale: the workspace moved from its base; superseded: another
+// proposal moves the same pin further) and nobody decided on it (no record
+// in decisions/<id>/). A proposal with decisions stays: they and the
+// proposal they are bound to are the record of what was decided.
+func Prunable(l Listed, decisions string) bool {
+	if l.Proposal == nil || l.Problem != "" {
+		return false
+	}
+	if l.Status != StatusStale && l.Status != StatusSuperseded {
+		return false
+	}
+	_, err := os.Stat(filepath.Join(decisions, l.Proposal.ID))
+	return errors.Is(err, fs.ErrNotExist)
+}
+
+// Prune removes the prunable proposals and returns their ids. Each goes
+// as a whole (renamed aside first, so a kill leaves no half directory).
+func Prune(dir, decisions string, ls []Listed) ([]string, error) {
+	var removed []string
+	for _, l := range ls {
+		if !Prunable(l, decisions) {
+			continue
+		}
+		src := filepath.Join(dir, l.Proposal.ID)
+		aside, err := os.MkdirTemp(dir, ".tmp-prune-")
+		if err != nil {
+			return removed, err
+		}
+		if err := os.Rename(src, filepath.Join(aside, l.Proposal.ID)); err != nil {
+			os.Remove(aside)
+			return removed, err
+		}
+		if err := os.RemoveAll(aside); err != nil {
+			return removed, err
+		}
+		removed = append(removed, l.Proposal.ID)
+	}
+	return removed, nil
+}
