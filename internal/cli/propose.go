@@ -218,7 +218,7 @@ func renderOutcomes(rt *Runtime, os []propose.Outcome, dir string) {
 
 // ProposalsCmd is "lambda-check proposals".
 type ProposalsCmd struct {
-	List ProposalsListCmd `cmd:"" default:"withargs" help:"List the proposals and their status."`
+	List  ProposalsListCmd  `cmd:"" default:"withargs" help:"List the proposals and their status."`
 	Show  ProposalsShowCmd  `cmd:"" help:"Show one proposal: what it moves, its commits, findings and patch."`
 	Prune ProposalsPruneCmd `cmd:"" help:"Remove proposals that can never be applied and that nobody decided on."`
 }
