@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -385,4 +386,80 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestLeftoversOfKilledVerify: lambda-check is killed while a host's child
+// runs in the host's group; the host dies with lambda-check, the child is
+// orphaned, and the next verify kills it.
+func TestLeftoversOfKilledVerify(t *testing.T) {
+	t.Parallel()
+	requires.Tool(t, "sleep")
+	bin, err := exec.LookPath("lambda-check")
+	assert.NilError(t, err)
+	f := newCycleFixture(t, 2)
+	f.plugin(t, f.modules[0], "childhang")
+	running := filepath.Join(f.state, "running")
+	cmd := exec.Command(bin, "verify", "-w", f.ws.Root, "--config", f.config, "--deadline", "30s")
+	cmd.Env = os.Environ()
+	assert.NilError(t, cmd.Start())
+	// Wait until the host's group is recorded and its child is up.
+	var pgid int
+	deadline := time.Now().Add(20 * time.Second)
+	for pgid == 0 || len(groupMembers(pgid)) < 2 {
+		if time.Now().After(deadline) {
+			_ = cmd.Process.Kill()
+			t.Fatalf("no host group with a child appeared (group %d)", pgid)
+		}
+		if ents, _ := os.ReadDir(running); len(ents) > 0 {
+			for _, e := range ents {
+				if n, err := strconv.Atoi(e.Name()); err == nil && len(groupMembers(n)) >= 2 {
+					pgid = n
+				}
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	assert.NilError(t, cmd.Process.Kill())
+	_ = cmd.Wait()
+	// The host died with lambda-check; its child is left in the group.
+	deadline = time.Now().Add(5 * time.Second)
+	for len(groupMembers(pgid)) != 1 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	assert.Equal(t, len(groupMembers(pgid)), 1, "the orphaned child")
+
+	// The next verify kills it (and its own loads are tracked and gone).
+	f.plugin(t, f.modules[0], "")
+	code, out, errs := f.run("verify")
+	assert.Equal(t, code, 0, out+errs)
+	assert.Assert(t, strings.Contains(errs, fmt.Sprintf("killed the leftover process groups [%d]", pgid)), errs)
+	assert.Equal(t, len(groupMembers(pgid)), 0)
+	ents, err := os.ReadDir(running)
+	assert.NilError(t, err)
+	assert.Equal(t, len(ents), 0, "nothing left recorded")
+}
+
+// groupMembers lists the live processes of a process group.
+func groupMembers(pgid int) []int {
+	var out []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) > 2 && f[0] != "Z" && f[2] == strconv.Itoa(pgid) {
+			out = append(out, pid)
+		}
+	}
+	return out
 }

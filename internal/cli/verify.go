@@ -81,8 +81,17 @@ func verifyLocked(rt *Runtime, sd *statedir.Dir, c *VerifyCmd) (*verify.Report, 
 		return nil, "", err
 	}
 	ws := rt.WorkspaceDir()
-	// Private TMPDIRs of loads a killed lambda-check left behind.
+	// What a killed lambda-check left behind: private TMPDIRs, and the
+	// orphans of its hosts' process groups.
 	logos.SweepTemp()
+	track := &logos.Tracker{Dir: sd.File("running")}
+	if killed := logos.KillLeftovers(track.Dir); len(killed) > 0 {
+		rt.Logf("killed the leftover process groups %v of an earlier, interrupted verify", killed)
+		if err := rt.record(sd, audit.Event{Stage: "verify", Result: audit.ResultFail,
+			Detail: fmt.Sprintf("killed leftover process groups %v of an interrupted verify", killed)}); err != nil {
+			return nil, "", err
+		}
+	}
 	req := verify.Request{Only: c.Module, Deadline: c.Deadline, Parallelism: cfg.Verify.Parallelism}
 	if req.Deadline == 0 && cfg.Verify.Deadline != "" {
 		req.Deadline, _ = time.ParseDuration(cfg.Verify.Deadline)
@@ -109,6 +118,7 @@ func verifyLocked(rt *Runtime, sd *statedir.Dir, c *VerifyCmd) (*verify.Report, 
 	}
 	req.Host = logos.Host{Path: hostPath, Generation: logos.Generation(cfg.Verify.Generation)}
 	req.Sandbox.Env = cfg.Verify.Env
+	req.Sandbox.Track = track
 	if c.Bwrap || cfg.Verify.Bwrap {
 		p, err := exec.LookPath("bwrap")
 		if err != nil {

@@ -79,12 +79,17 @@ func (c Core) march(ctx context.Context, tmp, dir string, modules []string, call
 	cmd := c.command(ctx, tmp, sb, 0, args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	runErr := cmd.Run()
+	runErr := cmd.Start()
+	if runErr == nil {
+		sb.Track.Add(cmd.Process.Pid)
+		runErr = cmd.Wait()
+	}
 	if cmd.Process != nil {
 		killGroup(cmd.Process.Pid)
 		if groupAlive(cmd.Process.Pid, 2*time.Second) {
 			return nil, fmt.Errorf("processes of logoscore's group %d survived SIGKILL", cmd.Process.Pid)
 		}
+		sb.Track.Done(cmd.Process.Pid)
 	}
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("logoscore did not finish within the deadline")
@@ -132,9 +137,15 @@ func (c Core) august(ctx context.Context, tmp, dir string, modules []string, cal
 		return nil, fmt.Errorf("start logoscore daemon: %w", err)
 	}
 	pgid := daemon.Process.Pid
+	sb.Track.Add(pgid)
 	defer func() {
 		killGroup(pgid)
 		_ = daemon.Wait()
+	}()
+	defer func() {
+		if !anyInGroup(pgid) {
+			sb.Track.Done(pgid)
+		}
 	}()
 	defer func() {
 		if groupAlive(pgid, 2*time.Second) {

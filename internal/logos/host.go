@@ -94,6 +94,8 @@ type Sandbox struct {
 	Bwrap string
 	// StderrLimit bounds the output kept (default 16 KiB).
 	StderrLimit int
+	// Track, when set, records each process group while it runs.
+	Track *Tracker
 }
 
 // LoadResult is the outcome of one load.
@@ -157,6 +159,7 @@ func (h Host) Load(ctx context.Context, name, plugin string, deadline time.Durat
 		return LoadResult{Verdict: "fail", Reason: ReasonStartFailed, Detail: err.Error()}
 	}
 	pgid := cmd.Process.Pid
+	sb.Track.Add(pgid)
 	defer killGroup(pgid)
 
 	ready := make(chan time.Duration, 1)
@@ -249,6 +252,8 @@ wait:
 	}
 	if groupAlive(pgid, 2*time.Second) {
 		res = LoadResult{Verdict: "fail", Reason: ReasonLeftRunning, Detail: fmt.Sprintf("processes of group %d survived SIGKILL", pgid)}
+	} else {
+		sb.Track.Done(pgid)
 	}
 	res.Output = out.String()
 	return res

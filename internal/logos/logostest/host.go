@@ -22,7 +22,8 @@ import (
 )
 
 // Modes, chosen by a word in the module's name: "segv", "abort", "exit0"
-// (exits 0 before ready), "hang" (no readiness), "nosocket" (March: never
+// (exits 0 before ready), "hang" (no readiness), "childhang" (a child in
+// its group, then no readiness), "nosocket" (March: never
 // offers the token socket), "namemismatch", "missinglib", "child" (leaves
 // a child process running), "slow" (ready after 150 ms). Any other name
 // loads and is ready.
@@ -117,6 +118,13 @@ func HostMain(generation string) {
 		die(syscall.SIGABRT)
 	case strings.Contains(mode, "exit0"):
 		os.Exit(0)
+	case strings.Contains(mode, "childhang"):
+		// A child in the host's group, then no readiness.
+		c := exec.Command("sleep", "300")
+		if err := c.Start(); err == nil {
+			fmt.Fprintf(os.Stderr, "started child pid %d\n", c.Process.Pid)
+		}
+		time.Sleep(time.Hour)
 	case strings.Contains(mode, "hang"):
 		time.Sleep(time.Hour)
 	case strings.Contains(mode, "namemismatch"):
