@@ -1,6 +1,7 @@
 package cycle
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -138,4 +139,30 @@ func TestHistory(t *testing.T) {
 	assert.Equal(t, len(h), 3)
 	assert.Equal(t, h[2].Health, Degraded)
 	assert.Equal(t, h[0].Stages["a"], StatusOK)
+}
+
+// FuzzReadHistory: any bytes in cycles.jsonl (a crash, an edit) are read
+// without a panic, and every entry returned is whole.
+func FuzzReadHistory(f *testing.F) {
+	f.Add([]byte(`{"started":"2026-11-27T12:00:00Z","finished":"2026-11-27T12:00:01Z","health":"healthy","exit":0,"reasons":[],"stages":{"snapshot":"ok"}}` + "\n"))
+	f.Add([]byte(`{"started":"2026-11-27T12:00:00Z","fin`))
+	f.Add([]byte("\n\n{}\n[1,2]\nnull\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p := filepath.Join(t.TempDir(), "cycles.jsonl")
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		h, bad, err := ReadHistory(p)
+		if err != nil {
+			return // a line over the scanner's limit
+		}
+		for _, e := range h {
+			if e.Started == "" || e.Health == "" {
+				t.Fatalf("a partial entry was returned: %+v", e)
+			}
+		}
+		if bad < 0 || len(h)+bad > bytes.Count(b, []byte("\n"))+1 {
+			t.Fatalf("%d entries and %d bad lines from %d lines", len(h), bad, bytes.Count(b, []byte("\n"))+1)
+		}
+	})
 }
