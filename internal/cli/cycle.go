@@ -158,6 +158,13 @@ func runCycle(rt *Runtime, c *CycleCmd) (*cycle.Summary, error) {
 		Detail: fmt.Sprintf("%s in %s", sum.Health, time.Duration(sum.DurationMs)*time.Millisecond)}); err != nil {
 		return nil, err
 	}
+	if p := cfg.Path(cfg.Cycle.ReportHTML); p != "" {
+		if err := writeReportHTML(rt, p); err != nil {
+			// The round is done and recorded; a report that cannot be
+			// written is said, not fatal.
+			rt.Logf("warning: cycle.reportHtml: %v", err)
+		}
+	}
 	return sum, nil
 }
 

@@ -9,7 +9,6 @@ import (
 	"github.com/lambda-os/lambda-check/internal/artifact"
 	"github.com/lambda-os/lambda-check/internal/audit"
 	"github.com/lambda-os/lambda-check/internal/gittest"
-	healthreport "github.com/lambda-os/lambda-check/internal/report"
 	"github.com/lambda-os/lambda-check/internal/sign"
 	"github.com/lambda-os/lambda-check/internal/stage/cycle"
 	"github.com/lambda-os/lambda-check/internal/stage/governance"
@@ -102,20 +101,8 @@ func runDemoStory(rt *Runtime, sd *statedir.Dir, dir string, ws *gittest.Workspa
 			return nil, err
 		}
 	}
-	now, err := rt.Clock()
-	if err != nil {
-		return nil, err
-	}
-	r, err := buildReport(rt, now, 25)
-	if err != nil {
-		return nil, err
-	}
-	var page bytes.Buffer
-	if err := healthreport.HTML(&page, r); err != nil {
-		return nil, err
-	}
 	st.Report = filepath.Join(dir, "report.html")
-	if err := artifact.WriteFile(st.Report, page.Bytes(), 0o644); err != nil {
+	if err := writeReportHTML(rt, st.Report); err != nil {
 		return nil, err
 	}
 	return st, nil

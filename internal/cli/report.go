@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -49,12 +50,8 @@ func (c *ReportCmd) Run(rt *Runtime) error {
 		return err
 	}
 	if c.HTML != "" {
-		var buf bytes.Buffer
-		if err := healthreport.HTML(&buf, r); err != nil {
+		if err := writeHTML(r, rt.Abs(c.HTML)); err != nil {
 			return err
-		}
-		if err := artifact.WriteFile(rt.Abs(c.HTML), buf.Bytes(), 0o644); err != nil {
-			return fmt.Errorf("write %s: %w", c.HTML, err)
 		}
 		rt.Logf("wrote %s", rt.Abs(c.HTML))
 	}
@@ -63,6 +60,34 @@ func (c *ReportCmd) Run(rt *Runtime) error {
 	}
 	healthreport.Text(rt.Env.Stdout, r)
 	return nil
+}
+
+// writeHTML writes the report's page atomically.
+func writeHTML(r *healthreport.Report, p string) error {
+	var buf bytes.Buffer
+	if err := healthreport.HTML(&buf, r); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	if err := artifact.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	return nil
+}
+
+// writeReportHTML builds the report now and writes its page to p.
+func writeReportHTML(rt *Runtime, p string) error {
+	now, err := rt.Clock()
+	if err != nil {
+		return err
+	}
+	r, err := buildReport(rt, now, 25)
+	if err != nil {
+		return err
+	}
+	return writeHTML(r, p)
 }
 
 func buildReport(rt *Runtime, now time.Time, events int) (*healthreport.Report, error) {

@@ -112,6 +112,9 @@ type Cycle struct {
 	// KeepStale keeps stale and superseded proposals nobody decided on;
 	// by default the cycle prunes them after proposing.
 	KeepStale bool `json:"keepStale,omitempty"`
+	// ReportHTML, when set, is where every cycle writes the HTML report
+	// (a dashboard a web server can serve).
+	ReportHTML string `json:"reportHtml,omitempty"`
 }
 
 // CycleStages are the stages of a cycle, in order.
