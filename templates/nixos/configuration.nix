@@ -22,6 +22,8 @@
         modulesDir = "/srv/logos-workspace/result/modules";
         deadline = "10s";
       };
+      # The HTML report, rewritten by every cycle: serve it with any web server.
+      cycle.reportHtml = "/var/lib/lambda-check/www/index.html";
       upgrades.insteadOf = {
         "git@github.com:" = "https://github.com/";
       };
