@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -396,6 +395,3 @@ func renderCycle(rt *Runtime, s *cycle.Summary) {
 	}
 	rt.Printf("\n")
 }
-
-// errNoNotify is returned by notify when nothing is configured.
-var errNoNotify = errors.New("no notification channels configured (notify.channels in the config)")

@@ -22,6 +22,9 @@ import (
 
 const notifyMemory = "notify-state.json"
 
+// errNoNotify is returned by notify when nothing is configured.
+var errNoNotify = errors.New("no notification channels configured (notify.channels in the config)")
+
 // NotifyCmd is "lambda-check notify".
 type NotifyCmd struct {
 	Test bool `help:"Send a test message to every channel, whatever changed, and keep no state."`
