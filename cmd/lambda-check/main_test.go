@@ -79,9 +79,10 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			// hooksrv DIR: a webhook receiver on loopback for the rest of
-			// the script; each request's body goes to DIR/N.json and its
-			// signature header to DIR/N.sig; $HOOK_URL is its address.
+			// hooksrv DIR: a webhook (and Bot API) receiver on loopback for
+			// the rest of the script; each request's body goes to DIR/N.json,
+			// its signature header to DIR/N.sig and its path to DIR/N.path;
+			// $HOOK_URL is its address.
 			"hooksrv": func(ts *testscript.TestScript, neg bool, args []string) {
 				if len(args) != 1 {
 					ts.Fatalf("usage: hooksrv DIR")
@@ -97,6 +98,9 @@ func TestScripts(t *testing.T) {
 					n++
 					_ = os.WriteFile(filepath.Join(dir, fmt.Sprintf("%d.json", n)), b, 0o644)
 					_ = os.WriteFile(filepath.Join(dir, fmt.Sprintf("%d.sig", n)), []byte(r.Header.Get("X-Lambda-Check-Signature")), 0o644)
+					_ = os.WriteFile(filepath.Join(dir, fmt.Sprintf("%d.path", n)), []byte(r.URL.Path), 0o644)
+					// What the Telegram Bot API answers; webhooks ignore it.
+					_, _ = io.WriteString(w, `{"ok":true,"result":{}}`)
 				}))
 				ts.Defer(srv.Close)
 				ts.Setenv("HOOK_URL", srv.URL+"/hook")
