@@ -42,10 +42,12 @@ func (c *CycleCmd) Help() string {
 snapshot → verify → heal → policy → upgrades → plan → propose → governance
 (the program backend decides; governance.autoApply applies what is approved)
 → audit verify → notify. A stage that fails with a verdict or hits an error is
-recorded and the round goes on with the stages that do not need it. Writes
-cycle.json (each stage's status, duration, numbers; the node's health:
-healthy, degraded or unknown, with the reasons) and appends to cycles.jsonl,
-the history 'report' reads. A second cycle on the same state directory waits
+recorded and the round goes on with the stages that do not need it. The
+stages share one snapshot; after proposing, stale and superseded proposals
+nobody decided on are pruned (cycle.keepStale keeps them). Writes cycle.json
+(each stage's status, duration, numbers; the node's health: healthy,
+degraded or unknown, with the reasons), appends to cycles.jsonl, the history
+'report' reads, and with cycle.reportHtml rewrites the HTML report. A second cycle on the same state directory waits
 up to --lock-timeout, then exits with a clear message; it never interleaves.
 
 Exit: 0 healthy; 3 degraded or unknown (a stage that judges the node failed,
