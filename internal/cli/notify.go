@@ -51,7 +51,7 @@ func (c *NotifyCmd) Run(rt *Runtime) error {
 		return err
 	}
 	if len(cfg.Notify.Channels) == 0 {
-		return exitcode.Input(errNoNotify, "docs/notify.md shows a configuration")
+		return exitcode.Input(errNoNotify, "docs/cycle.md (Notifications) shows a configuration")
 	}
 	sd, unlock, err := rt.LockState()
 	if err != nil {
