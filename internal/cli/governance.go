@@ -70,6 +70,8 @@ func govEnv(rt *Runtime, sd *statedir.Dir, locked bool) (governance.Env, error) 
 			return governance.Env{}, err
 		}
 		snap = w.snapshot
+	} else if rt.snaps != nil && rt.snaps.w != nil {
+		snap = rt.snaps.w.snapshot // the cycle's
 	} else {
 		res, err := snapshot.Run(rt.Ctx, snapshot.Request{Workspace: ws, Exclude: []string{sd.Path}})
 		if err != nil {

@@ -362,11 +362,17 @@ func listProposals(rt *Runtime) ([]propose.Listed, error) {
 	if err != nil {
 		return nil, err
 	}
-	snap, err := snapshot.Run(rt.Ctx, snapshot.Request{Workspace: ws, Exclude: []string{sd.Path}})
-	if err != nil {
-		return nil, err
+	var current *workspace.Snapshot
+	if rt.snaps != nil && rt.snaps.w != nil {
+		current = rt.snaps.w.snapshot // the cycle's
+	} else {
+		res, err := snapshot.Run(rt.Ctx, snapshot.Request{Workspace: ws, Exclude: []string{sd.Path}})
+		if err != nil {
+			return nil, err
+		}
+		current = &res.Snapshot
 	}
-	ls, err := propose.List(sd.File("proposals"), &snap.Snapshot, sd.File("remotes"))
+	ls, err := propose.List(sd.File("proposals"), current, sd.File("remotes"))
 	if err != nil {
 		return nil, err
 	}
@@ -380,7 +386,7 @@ func listProposals(rt *Runtime) ([]propose.Listed, error) {
 		if err != nil {
 			continue
 		}
-		if a := governance.AppliedFor(sd.File("decisions"), &snap.Snapshot, b); a != nil {
+		if a := governance.AppliedFor(sd.File("decisions"), current, b); a != nil {
 			l.Status, l.Why = governance.StateApplied, "in commit "+short(a.Commit)
 			if a.Staged {
 				l.Why = "staged, not committed"
