@@ -159,6 +159,9 @@ func autoHeal(rt *Runtime, sd *statedir.Dir, rep *heal.Report) error {
 		}
 		res, err := governance.Apply(rt.Ctx, governance.ApplyRequest{Env: env, ID: r.Proposal,
 			Committer: gitrepo.Signature{Name: rt.actor(), Email: rt.actor()}, InsteadOf: cfg.Upgrades.InsteadOf})
+		// The workspace may have moved: a cycle's later stages take a new
+		// snapshot.
+		rt.snaps.invalidate()
 		if err != nil {
 			r.Problem = "apply: " + err.Error()
 			continue
