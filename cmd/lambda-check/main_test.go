@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -104,6 +105,59 @@ func TestScripts(t *testing.T) {
 				}))
 				ts.Defer(srv.Close)
 				ts.Setenv("HOOK_URL", srv.URL+"/hook")
+			},
+			// trynext FILE: runs every command of the "Try next:" list in FILE
+			// (a demo's stdout) with sh, as a user would copy it; a command
+			// must exit 0, or N where its comment says "exits N". Commands
+			// that need nix are skipped when nix is missing (not in CI).
+			"trynext": func(ts *testscript.TestScript, neg bool, args []string) {
+				if len(args) != 1 {
+					ts.Fatalf("usage: trynext FILE")
+				}
+				lines := strings.Split(ts.ReadFile(args[0]), "\n")
+				i := 0
+				for i < len(lines) && !strings.HasPrefix(lines[i], "Try next") {
+					i++
+				}
+				if i == len(lines) {
+					ts.Fatalf("no Try next list in %s", args[0])
+				}
+				ran := 0
+				for _, l := range lines[i+1:] {
+					if !strings.HasPrefix(l, "  ") {
+						break
+					}
+					cmd, comment, _ := strings.Cut(strings.TrimSpace(l), "   # ")
+					want := 0
+					if n, ok := strings.CutPrefix(comment, "exits "); ok {
+						want, _ = strconv.Atoi(strings.TrimRight(strings.Fields(n)[0], ":"))
+					}
+					if strings.HasPrefix(cmd, "nix ") {
+						if _, err := exec.LookPath("nix"); err != nil && os.Getenv("CI") != "true" {
+							ts.Logf("skipped (no nix): %s", cmd)
+							continue
+						}
+					}
+					c := exec.Command("sh", "-c", cmd)
+					c.Dir = ts.Getenv("WORK")
+					c.Env = append(os.Environ(), "PATH="+ts.Getenv("PATH"), "HOME="+ts.Getenv("HOME"),
+						"NIX_CONFIG=experimental-features = nix-command flakes\nsubstituters =\nsandbox = false\nwarn-dirty = false")
+					out, err := c.CombinedOutput()
+					got := 0
+					if ee, ok := err.(*exec.ExitError); ok {
+						got = ee.ExitCode()
+					} else if err != nil {
+						ts.Fatalf("%s: %v", cmd, err)
+					}
+					if got != want {
+						ts.Fatalf("%s: exit %d, want %d:\n%s", cmd, got, want, out)
+					}
+					ran++
+				}
+				ts.Logf("ran %d suggested commands", ran)
+				if ran < 10 {
+					ts.Fatalf("only %d suggested commands ran", ran)
+				}
 			},
 			// genws DIR [MODULES] [KEY=VALUE...]: generate a workspace in DIR
 			// (DIR/workspace, DIR/remotes). Without MODULES, the demo's; with

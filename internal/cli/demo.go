@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -203,23 +204,109 @@ func (c *DemoCmd) Run(rt *Runtime) error {
 	rt.Printf("\nartifacts: %s, %s, %s\n", w.path, pw.path, upPath)
 	rt.Printf("workspace: %s\n", ws.Root)
 	rt.Printf("remotes:   %s\n", ws.Remotes)
-	rt.Printf("\nTry next:\n")
-	rt.Printf("  echo change >> %s\n", filepath.Join(ws.Root, "repos", ws.Repos[2].Name, "README.md"))
-	rt.Printf("  lambda-check snapshot -w %s --compare %s\n", ws.Root, w.path)
-	rt.Printf("  lambda-check policy -w %s\n", ws.Root)
-	rt.Printf("  lambda-check plan -w %s --input logos-cpp-sdk --input logos-chat-module\n", ws.Root)
-	rt.Printf("  lambda-check graph -w %s --format dot | dot -Tsvg > graph.svg\n", ws.Root)
-	rt.Printf("  lambda-check proposals -w %s\n", ws.Root)
-	if len(props.Outcomes) > 0 {
-		o := props.Outcomes[len(props.Outcomes)-1]
-		rt.Printf("  lambda-check proposals -w %s show %s --patch\n", ws.Root, o.ID)
-		rt.Printf("  nix build %s#packages.%s.%s\n", "path:"+filepath.Join(sd.File("proposals"), o.ID), ws.System, filepath.Base(o.Submodule))
+	return demoTryNext(rt, dir, ws, w.path)
+}
+
+// demoTryNext prints commands to explore the demo workspace, each runnable
+// as printed: the binary is named the way it can be run again (a 'go run'
+// binary is gone when the demo ends, so a copy in the demo directory is
+// named instead), and only proposals that exist now are named, with their
+// state.
+func demoTryNext(rt *Runtime, dir string, ws *gittest.Workspace, snapPath string) error {
+	lc, note, err := demoBinary(rt, dir)
+	if err != nil {
+		return err
 	}
-	rt.Printf("  lambda-check governance -w %s status\n", ws.Root)
-	rt.Printf("  lambda-check audit -w %s tail\n", ws.Root)
-	rt.Printf("  lambda-check cycle -w %s\n", ws.Root)
-	rt.Printf("  lambda-check report -w %s --html report.html\n", ws.Root)
+	ls, err := listProposals(rt)
+	if err != nil {
+		return err
+	}
+	rt.Printf("\nproposals now:\n")
+	var pending *propose.Listed
+	rolledBack := map[string]string{} // submodule@to → the rollback that undid it
+	for i := range ls {
+		if p := ls[i].Proposal; p != nil && p.Kind == "rollback" && ls[i].Status == governance.StateApplied {
+			rolledBack[p.Submodule+"@"+p.From] = p.ID
+		}
+	}
+	for i := range ls {
+		l := &ls[i]
+		if l.Proposal == nil {
+			rt.Printf("  %-10s %s  %s\n", l.Status, filepath.Base(l.Dir), l.Problem)
+			continue
+		}
+		p := l.Proposal
+		note := ""
+		if rb := rolledBack[p.Submodule+"@"+p.To]; rb != "" && p.Kind == "upgrade" {
+			if l.Status == governance.StateApplied {
+				note = "  (rolled back by " + rb + ")"
+			} else {
+				note = "  (the revision that crashed and was rolled back)"
+			}
+		} else if pending == nil && l.Status == "pending" {
+			pending = l
+		}
+		rt.Printf("  %-10s %s  %s %s → %s%s\n", l.Status, p.ID, p.Submodule, short(p.From), short(p.To), note)
+	}
+	rt.Printf("\nTry next%s:\n", note)
+	rt.Printf("  echo change >> %s\n", filepath.Join(ws.Root, "repos", ws.Repos[2].Name, "README.md"))
+	rt.Printf("  %s snapshot -w %s --compare %s\n", lc, ws.Root, snapPath)
+	rt.Printf("  %s policy -w %s   # exits 3: the drifted lock entry is there on purpose\n", lc, ws.Root)
+	rt.Printf("  %s plan -w %s --input logos-cpp-sdk --input logos-chat-module\n", lc, ws.Root)
+	rt.Printf("  %s graph -w %s --format dot > graph.dot   # dot -Tsvg graph.dot > graph.svg, with Graphviz\n", lc, ws.Root)
+	rt.Printf("  %s proposals -w %s\n", lc, ws.Root)
+	if pending != nil {
+		p := pending.Proposal
+		rt.Printf("  %s proposals -w %s show %s --patch\n", lc, ws.Root, p.ID)
+		rt.Printf("  nix build --no-link '%s#packages.%s.%s'   # needs nix with flakes\n", p.Build.Flake, ws.System, filepath.Base(p.Submodule))
+	}
+	rt.Printf("  %s governance -w %s status\n", lc, ws.Root)
+	rt.Printf("  %s audit -w %s tail\n", lc, ws.Root)
+	rt.Printf("  %s cycle -w %s   # exits 3: degraded by the same drift\n", lc, ws.Root)
+	rt.Printf("  %s report -w %s --html report.html\n", lc, ws.Root)
 	return nil
+}
+
+// demoBinary is how the user can run this program again: "lambda-check"
+// when that is what PATH finds, else the path of this binary, or, for a
+// binary 'go run' built in a temporary directory, a copy kept in the demo
+// directory (with a note saying so).
+func demoBinary(rt *Runtime, dir string) (string, string, error) {
+	self := rt.Env.Self
+	if self == "" {
+		return "lambda-check", " (after go install ./cmd/lambda-check)", nil
+	}
+	if p, err := exec.LookPath("lambda-check"); err == nil && sameFile(p, self) {
+		return "lambda-check", "", nil
+	}
+	if !strings.Contains(self, string(filepath.Separator)+"go-build") {
+		return shellQuote(self), "", nil
+	}
+	bin := filepath.Join(dir, "bin", "lambda-check")
+	if err := os.MkdirAll(filepath.Dir(bin), 0o755); err != nil {
+		return "", "", err
+	}
+	if err := copyExecutable(self, bin); err != nil {
+		return "", "", fmt.Errorf("keep a copy of lambda-check for the commands below: %w", err)
+	}
+	return shellQuote(bin), " (with the copy of this 'go run' binary kept in the demo directory; or go install ./cmd/lambda-check and call lambda-check)", nil
+}
+
+func sameFile(a, b string) bool {
+	fa, err := os.Stat(a)
+	if err != nil {
+		return false
+	}
+	fb, err := os.Stat(b)
+	return err == nil && os.SameFile(fa, fb)
+}
+
+// shellQuote quotes a path for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // demoGov is what the demo's governance step did.

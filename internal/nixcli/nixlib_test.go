@@ -160,10 +160,18 @@ func TestVendorHashIsCurrent(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "vendor")
 	vendor := exec.Command("go", "mod", "vendor", "-o", dir)
 	vendor.Dir = root
-	// The modules are in the cache (the tests were built from them):
-	// nothing is downloaded.
+	// Nothing is downloaded: go mod vendor needs the modules of every
+	// platform (go-winio for Windows), which a Linux 'go test' never
+	// fetches; scripts/test puts them in the cache with 'go mod download'.
 	vendor.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off")
 	out, err := vendor.CombinedOutput()
+	if err != nil && strings.Contains(string(out), "GOPROXY=off") {
+		msg := "the module cache lacks modules that go mod vendor needs; run 'go mod download' (scripts/test does): " + strings.TrimSpace(string(out))
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip("skipped: " + msg)
+	}
 	assert.NilError(t, err, string(out))
 	n, err := nixcli.Find(requires.NixEnv())
 	assert.NilError(t, err)
