@@ -123,7 +123,11 @@ func (c *DemoCmd) Run(rt *Runtime) error {
 	graphTook := time.Since(start)
 
 	start = time.Now()
-	ures, err := upgrades.Run(rt.Ctx, upgrades.Request{Snapshot: w.snapshot, Store: sd.File("remotes")})
+	gcfg, ssh, err := rt.Git()
+	if err != nil {
+		return err
+	}
+	ures, err := upgrades.Run(rt.Ctx, upgrades.Request{Snapshot: w.snapshot, Store: sd.File("remotes"), Git: gcfg, SSH: ssh})
 	if err != nil {
 		return fmt.Errorf("upgrades of the demo workspace: %w", err)
 	}

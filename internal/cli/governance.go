@@ -360,8 +360,12 @@ func applyLocked(rt *Runtime, sd *statedir.Dir, env governance.Env, id string, n
 	user := rt.actor()
 	// Whatever happens, the workspace may have moved.
 	defer rt.snaps.invalidate()
+	gcfg, ssh, err := rt.Git()
+	if err != nil {
+		return err
+	}
 	res, err := governance.Apply(rt.Ctx, governance.ApplyRequest{Env: env, ID: id, NoCommit: noCommit,
-		Committer: gitrepo.Signature{Name: user, Email: user}, InsteadOf: cfg.Upgrades.InsteadOf})
+		Committer: gitrepo.Signature{Name: user, Email: user}, Git: gcfg, SSH: ssh, InsteadOf: cfg.Upgrades.InsteadOf})
 	if err != nil {
 		rerr := rt.record(sd, audit.Event{Stage: "apply", Result: audit.ResultError, Detail: id + ": " + err.Error()})
 		if rerr != nil {

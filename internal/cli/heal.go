@@ -157,8 +157,12 @@ func autoHeal(rt *Runtime, sd *statedir.Dir, rep *heal.Report) error {
 		if err != nil {
 			return err
 		}
+		gcfg, ssh, err := rt.Git()
+		if err != nil {
+			return err
+		}
 		res, err := governance.Apply(rt.Ctx, governance.ApplyRequest{Env: env, ID: r.Proposal,
-			Committer: gitrepo.Signature{Name: rt.actor(), Email: rt.actor()}, InsteadOf: cfg.Upgrades.InsteadOf})
+			Committer: gitrepo.Signature{Name: rt.actor(), Email: rt.actor()}, Git: gcfg, SSH: ssh, InsteadOf: cfg.Upgrades.InsteadOf})
 		// The workspace may have moved: a cycle's later stages take a new
 		// snapshot.
 		rt.snaps.invalidate()

@@ -21,6 +21,7 @@ import (
 	"github.com/lambda-os/lambda-check/internal/audit"
 	"github.com/lambda-os/lambda-check/internal/config"
 	"github.com/lambda-os/lambda-check/internal/exitcode"
+	"github.com/lambda-os/lambda-check/internal/gitrepo"
 	"github.com/lambda-os/lambda-check/internal/nixcli"
 	"github.com/lambda-os/lambda-check/internal/statedir"
 )
@@ -234,6 +235,21 @@ func (rt *Runtime) Nix() (*nixcli.Nix, string) {
 		return nil, "nix is not installed"
 	}
 	return n, ""
+}
+
+// Git is how this user reaches remotes as git would: the system and global
+// git configuration (for insteadOf) and ssh's credentials and known hosts.
+func (rt *Runtime) Git() (*gitrepo.GitConfig, *gitrepo.SSH, error) {
+	getenv := rt.Env.Getenv
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	cfg, err := gitrepo.UserConfig(gitrepo.ConfigEnv{Getenv: getenv})
+	if err != nil {
+		return nil, nil, exitcode.Input(err, "fix the git configuration file named; git itself reads it the same way")
+	}
+	ssh := gitrepo.DefaultSSH(getenv)
+	return cfg, &ssh, nil
 }
 
 // Producer names this build in artifacts.

@@ -32,12 +32,23 @@ pin (the gitlink) relates to it: up-to-date, behind N (a fast-forward: an
 upgrade), ahead, diverged, or unknown with the reason (unreachable, timeout,
 auth, not-found, missing objects). Only a fast-forward is ever an upgrade.
 
+Each remote is the one git itself fetches from: the submodule's own
+remote.origin.url, else submodule.<name>.url in the workspace's .git/config,
+else the url in .gitmodules; then git's url.<base>.insteadOf rules (system,
+global and repository config, longest prefix wins) and upgrades.insteadOf in
+lambda-check's config, e.g. {"git@github.com:": "https://github.com/"} to read
+public repositories without SSH keys. SSH goes through the agent
+(SSH_AUTH_SOCK), else ~/.ssh/id_ed25519, id_ecdsa or id_rsa, with host keys
+from ~/.ssh/known_hosts. Submodules nested in submodules belong to their
+parent repository and are not checked.
+
 Remotes are queried through the git protocol of their URL (file, git, http,
 https, ssh), several at once, with a time limit per remote and retries of
-transient failures. Objects are fetched into stores in <state-dir>/remotes;
-the workspace and its submodules are not touched. upgrades.insteadOf in the
-config rewrites URLs, e.g. {"git@github.com:": "https://github.com/"} to read
-public repositories without SSH keys. Writes upgrades.json, which 'plan' and
+transient failures. Objects are fetched into stores in <state-dir>/remotes
+(not at all when the head is already there); the workspace and its
+submodules are not touched. Remotes that cannot be checked are grouped by
+cause, each said once with its fix, and make the verdict fail (exit 3); the
+artifact is written either way. Writes upgrades.json, which 'plan' and
 'propose' read.`
 }
 
@@ -61,10 +72,14 @@ func (c *UpgradesCmd) Run(rt *Runtime) error {
 	if err != nil {
 		return err
 	}
+	gcfg, ssh, err := rt.Git()
+	if err != nil {
+		return err
+	}
 	req := upgrades.Request{
 		Snapshot: snap, Store: sd.File("remotes"), Offline: c.Offline,
 		Parallelism: cfg.Upgrades.Parallelism, Timeout: cfg.UpgradesTimeout(), Retries: cfg.Upgrades.Retries,
-		InsteadOf: cfg.Upgrades.InsteadOf,
+		InsteadOf: cfg.Upgrades.InsteadOf, Git: gcfg, SSH: ssh,
 	}
 	if c.Parallelism > 0 {
 		req.Parallelism = c.Parallelism
@@ -111,7 +126,29 @@ func (c *UpgradesCmd) Run(rt *Runtime) error {
 	}
 	renderUpgrades(rt, &res.Upgrades)
 	rt.Logf("wrote %s (%s)", out, digest)
-	return nil
+	return upgradesVerdict(&res.Upgrades)
+}
+
+// upgradesVerdict fails the stage when remotes could not be checked: one
+// reason per cause, with its fix.
+func upgradesVerdict(u *upgrades.Upgrades) error {
+	if len(u.Problems) == 0 {
+		return nil
+	}
+	n := 0
+	var causes []string
+	for _, p := range u.Problems {
+		n += len(p.Repos)
+		c := fmt.Sprintf("%d: %s", len(p.Repos), p.Cause)
+		if p.Hint != "" {
+			c += " (hint: " + p.Hint + ")"
+		}
+		causes = append(causes, c)
+	}
+	if len(causes) > 3 {
+		causes = append(causes[:3], fmt.Sprintf("%d more causes", len(causes)-3))
+	}
+	return &exitcode.FailError{Reason: fmt.Sprintf("upgrades: %d of %d repositories not checked: %s", n, u.Summary.Repos, strings.Join(causes, "; "))}
 }
 
 // snapshotFor reads the snapshot artifact at p, or takes and writes a new
@@ -137,14 +174,39 @@ func renderUpgrades(rt *Runtime, u *upgrades.Upgrades) {
 	if u.Offline {
 		mode = " (offline: as last fetched)"
 	}
-	rt.Printf("upgrades%s: %d behind, %d ahead, %d diverged, %d up to date, %d unknown (%d repositories)\n",
-		mode, s.Behind, s.Ahead, s.Diverged, s.UpToDate, s.Unknown, s.Repos)
+	nested := ""
+	if s.Nested > 0 {
+		nested = fmt.Sprintf("; %d nested submodules left to their parent repositories", s.Nested)
+	}
+	rt.Printf("upgrades%s: %d behind, %d ahead, %d diverged, %d up to date, %d unknown (%d repositories%s)\n",
+		mode, s.Behind, s.Ahead, s.Diverged, s.UpToDate, s.Unknown, s.Repos, nested)
+	// A cause shared by several remotes is said once.
+	grouped := map[string]bool{}
+	for _, p := range u.Problems {
+		if len(p.Repos) < 2 {
+			continue
+		}
+		names := p.Repos
+		more := ""
+		if len(names) > 4 {
+			names, more = names[:4], fmt.Sprintf(" and %d more", len(p.Repos)-4)
+		}
+		rt.Printf("  unknown   %d repositories: %s\n            (%s%s)\n", len(p.Repos), p.Cause, strings.Join(names, ", "), more)
+		if p.Hint != "" {
+			rt.Printf("            hint: %s\n", p.Hint)
+		}
+		for _, r := range p.Repos {
+			grouped[r] = true
+		}
+	}
 	for _, r := range u.Repos {
 		switch r.Relation {
 		case upgrades.UpToDate:
 			continue
 		case upgrades.Unknown:
-			rt.Printf("  %-9s %s: %s\n", r.Relation, r.Path, r.Reason)
+			if !grouped[r.Path] {
+				rt.Printf("  %-9s %s: %s\n", r.Relation, r.Path, r.Reason)
+			}
 			continue
 		}
 		detail := plural(r.Behind, "commit")

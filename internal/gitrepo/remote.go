@@ -86,10 +86,14 @@ type RemoteRefs struct {
 
 // LsRemote lists a remote's branches and the branch its HEAD names (git
 // ls-remote), through the git protocol of the URL (file, git, http(s),
-// ssh).
-func LsRemote(ctx context.Context, url string) (*RemoteRefs, error) {
+// ssh); ssh authenticates ssh remotes (nil: go-git's defaults).
+func LsRemote(ctx context.Context, url string, ssh *SSH) (*RemoteRefs, error) {
+	auth, err := ssh.auth(url)
+	if err != nil {
+		return nil, &RemoteError{Kind: RemoteAuth, URL: url, Err: err}
+	}
 	rem := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{url}})
-	refs, err := rem.ListContext(ctx, &git.ListOptions{})
+	refs, err := rem.ListContext(ctx, &git.ListOptions{Auth: auth})
 	if err != nil {
 		return nil, classifyRemote(ctx, url, err)
 	}
@@ -182,7 +186,11 @@ func OpenStore(dir string, borrow ...*Repo) (*Repo, error) {
 // points at. haves are commits the store already has (through its
 // alternates) that the remote is told about, so it sends only the
 // difference; they are kept as refs/lambda-check/have/<name>.
-func (r *Repo) Fetch(ctx context.Context, url, branch string, haves map[string]plumbing.Hash) (plumbing.Hash, error) {
+func (r *Repo) Fetch(ctx context.Context, url, branch string, haves map[string]plumbing.Hash, ssh *SSH) (plumbing.Hash, error) {
+	auth, err := ssh.auth(url)
+	if err != nil {
+		return plumbing.ZeroHash, &RemoteError{Kind: RemoteAuth, URL: url, Err: err}
+	}
 	for name, h := range haves {
 		if !r.HasCommit(h) {
 			continue
@@ -193,7 +201,8 @@ func (r *Repo) Fetch(ctx context.Context, url, branch string, haves map[string]p
 	}
 	dst := plumbing.ReferenceName("refs/remotes/origin/" + branch)
 	rem := git.NewRemote(r.Storage(), &config.RemoteConfig{Name: "origin", URLs: []string{url}})
-	err := rem.FetchContext(ctx, &git.FetchOptions{
+	err = rem.FetchContext(ctx, &git.FetchOptions{
+		Auth:     auth,
 		RefSpecs: []config.RefSpec{config.RefSpec("+refs/heads/" + branch + ":" + dst.String())},
 		Tags:     git.NoTags,
 		Force:    true,

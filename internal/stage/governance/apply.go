@@ -27,8 +27,12 @@ type ApplyRequest struct {
 	NoCommit bool
 	// Committer commits; the author is the proposal's (lambda-check).
 	Committer gitrepo.Signature
-	// URL rewrites for fetching the new revision when the submodule
-	// lacks it (as upgrades.insteadOf).
+	// Where the new revision is fetched from when the submodule lacks it:
+	// the remote git would fetch from (Git: the user's git configuration;
+	// InsteadOf: upgrades.insteadOf, applied after git's rules), reached
+	// with SSH's credentials.
+	Git       *gitrepo.GitConfig
+	SSH       *gitrepo.SSH
 	InsteadOf map[string]string
 
 	failAt string // tests: fail after this step
@@ -91,14 +95,13 @@ func Apply(ctx context.Context, req ApplyRequest) (*ApplyResult, error) {
 
 	// The new revision, in the submodule.
 	if !sub.HasCommit(to) {
-		url := m.URL
-		for prefix, repl := range req.InsteadOf {
-			if strings.HasPrefix(url, prefix) {
-				url = repl + strings.TrimPrefix(url, prefix)
-			}
+		remote, err := gitrepo.SubmoduleRemote(req.Git, super, m.Name, m.Path, m.URL, req.InsteadOf)
+		if err != nil {
+			return nil, err
 		}
+		url := remote.URL
 		// The submodule's own refs tell the remote what it has.
-		if _, err := sub.Fetch(ctx, url, p.Branch, nil); err != nil {
+		if _, err := sub.Fetch(ctx, url, p.Branch, nil, req.SSH); err != nil {
 			return nil, fmt.Errorf("fetch %s into %s: %w", p.To[:12], p.Submodule, err)
 		}
 		if !sub.HasCommit(to) {

@@ -437,8 +437,11 @@ func TestApplyFetches(t *testing.T) {
 	assert.NilError(t, err)
 	newHead := strings.TrimSpace(string(out))
 	git(t, other, "update-ref", "refs/heads/master", newHead)
+	// As after editing .gitmodules and 'git submodule sync': git fetches
+	// from the submodule's own remote.
 	git(t, ws.Root, "config", "-f", ".gitmodules", "submodule."+chat.Path+".url", other)
 	git(t, ws.Root, "-c", "user.name=o", "-c", "user.email=o@o", "commit", "-q", "-am", "Use the other remote")
+	git(t, filepath.Join(ws.Root, chat.Path), "remote", "set-url", "origin", other)
 
 	f := &fixture{ws: ws, state: t.TempDir(), keys: map[string]*sign.PrivateKey{"alice": key(t, "alice", 10)}}
 	b, err := artifact.Encode(sign.Registry{SchemaVersion: 1, Keys: []sign.Key{sign.RegistryKey(f.keys["alice"], sign.Scope{Roles: []string{sign.RoleApprover}})}})

@@ -59,6 +59,18 @@ type Upgrades struct {
 	Repos   []Repo    `json:"repos"` // sorted by path
 	Summary Summary   `json:"summary"`
 	Base    BaseState `json:"base"`
+	// Problems groups the repositories that could not be checked by
+	// cause (no SSH credentials, a host that does not resolve, ...), each
+	// with the fix, so one cause is said once.
+	Problems []Problem `json:"problems"`
+}
+
+// Problem is one cause that kept remotes from being checked.
+type Problem struct {
+	Kind  string   `json:"kind"`
+	Cause string   `json:"cause"`
+	Hint  string   `json:"hint,omitempty"`
+	Repos []string `json:"repos"`
 }
 
 // BaseState identifies the workspace state the pins were read from.
@@ -71,8 +83,12 @@ type BaseState struct {
 type Repo struct {
 	Path string `json:"path"`
 	Name string `json:"name"`
-	// URL is the remote queried (after insteadOf rewriting).
-	URL        string `json:"url"`
+	// URL is the remote queried: where git fetches the submodule from
+	// (its own remote, else the superproject's submodule.<name>.url, else
+	// .gitmodules), after git's and lambda-check's insteadOf rules.
+	URL string `json:"url"`
+	// URLFrom says which of those settings the URL came from.
+	URLFrom    string `json:"urlFrom,omitempty"`
 	Branch     string `json:"branch"`
 	BranchFrom string `json:"branchFrom,omitempty"`
 	// Inputs are the workspace's root flake inputs pinning the same
@@ -103,6 +119,9 @@ type Summary struct {
 	Ahead    int `json:"ahead"`
 	Diverged int `json:"diverged"`
 	Unknown  int `json:"unknown"`
+	// Nested counts submodules inside submodules: their parent repository
+	// pins them, so they are not checked here.
+	Nested int `json:"nested"`
 }
 
 // Request is what the stage checks.
@@ -122,6 +141,11 @@ type Request struct {
 	// {"git@github.com:": "https://github.com/"} queries public GitHub
 	// repositories without SSH keys.
 	InsteadOf map[string]string
+	// Git is the user's git configuration (system and global layers),
+	// whose insteadOf rules apply as git applies them; nil: none.
+	Git *gitrepo.GitConfig
+	// SSH authenticates ssh remotes; nil: go-git's defaults.
+	SSH *gitrepo.SSH
 	// Progress, when set, is called after each repository.
 	Progress func(done, total int)
 
@@ -139,14 +163,14 @@ type remote interface {
 	Fetch(ctx context.Context, store *gitrepo.Repo, url, branch string, haves map[string]plumbing.Hash) (plumbing.Hash, error)
 }
 
-type gitRemote struct{}
+type gitRemote struct{ ssh *gitrepo.SSH }
 
-func (gitRemote) LsRemote(ctx context.Context, url string) (*gitrepo.RemoteRefs, error) {
-	return gitrepo.LsRemote(ctx, url)
+func (g gitRemote) LsRemote(ctx context.Context, url string) (*gitrepo.RemoteRefs, error) {
+	return gitrepo.LsRemote(ctx, url, g.ssh)
 }
 
-func (gitRemote) Fetch(ctx context.Context, s *gitrepo.Repo, url, branch string, haves map[string]plumbing.Hash) (plumbing.Hash, error) {
-	return s.Fetch(ctx, url, branch, haves)
+func (g gitRemote) Fetch(ctx context.Context, s *gitrepo.Repo, url, branch string, haves map[string]plumbing.Hash) (plumbing.Hash, error) {
+	return s.Fetch(ctx, url, branch, haves, g.ssh)
 }
 
 // Run checks every submodule.
@@ -156,7 +180,7 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 		req.Parallelism = 64
 	}
 	if req.network == nil {
-		req.network = gitRemote{}
+		req.network = gitRemote{ssh: req.SSH}
 	}
 	if req.Timeout <= 0 {
 		req.Timeout = 60 * time.Second
@@ -174,15 +198,27 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	base := superprojectRemote(snap.Root)
-	out := Upgrades{Offline: req.Offline, Repos: make([]Repo, len(snap.Submodules)),
+	super, err := gitrepo.Open(snap.Root)
+	if err != nil {
+		return nil, err
+	}
+	// Submodules of submodules are their parent repository's to pin.
+	var top []*workspace.Submodule
+	nested := 0
+	for i := range snap.Submodules {
+		if snap.Submodules[i].Parent != "" {
+			nested++
+			continue
+		}
+		top = append(top, &snap.Submodules[i])
+	}
+	out := Upgrades{Offline: req.Offline, Repos: make([]Repo, len(top)), Problems: []Problem{},
 		Base: BaseState{Head: snap.Superproject.Head, FlakeLock: snap.FlakeLock.Digest}}
 	var mu sync.Mutex
 	done := 0
 	sem := make(chan struct{}, req.Parallelism)
 	var wg sync.WaitGroup
-	for i := range snap.Submodules {
-		m := &snap.Submodules[i]
+	for i, m := range top {
 		r := &out.Repos[i]
 		*r = Repo{Path: m.Path, Name: m.Name, Branch: m.Branch, Pin: m.Gitlink, Inputs: []string{}}
 		if e := reg.Repo(m.Path); e != nil {
@@ -204,13 +240,13 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 				offline(snap.Root, m, r)
 			} else {
 				rctx, cancel := context.WithTimeout(ctx, req.Timeout)
-				online(rctx, req, snap.Root, base, m, r)
+				online(rctx, req, super, m, r)
 				cancel()
 			}
 			if req.Progress != nil {
 				mu.Lock()
 				done++
-				req.Progress(done, len(snap.Submodules))
+				req.Progress(done, len(top))
 				mu.Unlock()
 			}
 		}()
@@ -235,6 +271,8 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 			out.Summary.Unknown++
 		}
 	}
+	out.Summary.Nested = nested
+	out.Problems = problems(out.Repos)
 	return &Result{Upgrades: out}, nil
 }
 
@@ -254,24 +292,100 @@ func unknown(r *Repo, format string, a ...any) {
 	r.Relation, r.Reason = Unknown, fmt.Sprintf(format, a...)
 }
 
-func online(ctx context.Context, req Request, root, base string, m *workspace.Submodule, r *Repo) {
+// remoteFailed records a remote that could not be queried.
+func remoteFailed(r *Repo, err error) {
+	unknown(r, "%s", reason(err))
+}
+
+// missingPin starts the reason of a pin absent from its repository.
+const missingPin = "missing objects: the pin "
+
+// causeOf is what an unknown relation's reason shares with others of the
+// same cause: its kind, and the message without the repository's URL and
+// revisions.
+func causeOf(r *Repo) (kind, cause string) {
+	if strings.HasPrefix(r.Reason, missingPin) && strings.HasSuffix(r.Reason, " is not in the local repository") {
+		return kindMissingPin, "missing objects: the pin (the gitlink's commit) is not in the local repository"
+	}
+	k, msg, ok := strings.Cut(r.Reason, ": ")
+	switch k {
+	case gitrepo.RemoteUnreachable, gitrepo.RemoteTimeout, gitrepo.RemoteAuth, gitrepo.RemoteNotFound, gitrepo.RemoteEmpty, gitrepo.RemoteOther:
+	default:
+		ok = false
+	}
+	if !ok {
+		return "", r.Reason
+	}
+	if r.URL != "" {
+		msg = strings.ReplaceAll(msg, r.URL, "<url>")
+	}
+	return k, msg
+}
+
+// problems groups the repositories that could not be checked by cause.
+func problems(repos []Repo) []Problem {
+	out := []Problem{}
+	at := map[string]int{}
+	for _, r := range repos {
+		if r.Relation != Unknown {
+			continue
+		}
+		kind, cause := causeOf(&r)
+		k := kind + "\x00" + cause
+		i, ok := at[k]
+		if !ok {
+			i = len(out)
+			at[k] = i
+			out = append(out, Problem{Kind: kind, Cause: cause, Hint: hintFor(kind, cause), Repos: []string{}})
+		}
+		out[i].Repos = append(out[i].Repos, r.Path)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return len(out[i].Repos) > len(out[j].Repos) })
+	return out
+}
+
+// kindMissingPin groups pins absent from their repositories.
+const kindMissingPin = "missing-pin"
+
+func hintFor(kind, cause string) string {
+	switch {
+	case kind == kindMissingPin:
+		return "fetch it: git submodule update --init PATH; if the remote no longer has it (force-pushed, or never pushed), the gitlink names a commit that is gone: move it to one the remote has"
+	case cause == gitrepo.ErrNoSSHCredentials.Error():
+		return "start an SSH agent with a key (ssh-agent; ssh-add), or give this user an identity file; for public repositories over https instead: git config --global url.https://github.com/.insteadOf git@github.com: (or upgrades.insteadOf in lambda-check's config)"
+	case cause == gitrepo.ErrNoKnownHosts.Error():
+		return "record the server's host key (ssh-keyscan HOST >> ~/.ssh/known_hosts, after checking it) or point SSH_KNOWN_HOSTS at a known_hosts file"
+	case strings.Contains(cause, "no such host"), strings.Contains(cause, "server misbehaving"), strings.Contains(cause, "Temporary failure in name resolution"):
+		return "the host name does not resolve: check DNS and the network, or run with --offline to compare with what was last fetched"
+	case kind == gitrepo.RemoteUnreachable || kind == gitrepo.RemoteTimeout:
+		return "the remote did not answer: check the network (or raise upgrades.timeout), or run with --offline to compare with what was last fetched"
+	case kind == gitrepo.RemoteAuth:
+		return "the remote refused the credentials: check the key or token this user has for it"
+	case kind == gitrepo.RemoteNotFound:
+		return "check the URL: git config submodule.<name>.url in the workspace, or remote.origin.url in the submodule"
+	}
+	return ""
+}
+
+func online(ctx context.Context, req Request, super *gitrepo.Repo, m *workspace.Submodule, r *Repo) {
 	if m.Gitlink == "" {
 		unknown(r, "no gitlink: nothing is pinned")
 		return
 	}
-	url, err := remoteURL(m.URL, base)
+	root := super.WorkTree
+	remote, err := gitrepo.SubmoduleRemote(req.Git, super, m.Name, m.Path, m.URL, req.InsteadOf)
 	if err != nil {
 		unknown(r, "%v", err)
 		return
 	}
-	r.URL = rewrite(url, req.InsteadOf)
+	r.URL, r.URLFrom = remote.URL, remote.From
 	var refs *gitrepo.RemoteRefs
 	if err := retry(ctx, req.Retries, func() error {
 		var err error
 		refs, err = req.network.LsRemote(ctx, r.URL)
 		return err
 	}); err != nil {
-		unknown(r, "%s", reason(err))
+		remoteFailed(r, err)
 		return
 	}
 	if r.Branch == "" {
@@ -305,13 +419,19 @@ func online(ctx context.Context, req Request, root, base string, m *workspace.Su
 		return
 	}
 	r.Store = name
+	if store.HasCommit(head) {
+		// Already here (fetched before, or in the submodule, which the
+		// store borrows from): nothing to transfer.
+		relate(store, pin, head, r)
+		return
+	}
 	var fetched plumbing.Hash
 	if err := retry(ctx, req.Retries, func() error {
 		var err error
 		fetched, err = req.network.Fetch(ctx, store, r.URL, r.Branch, map[string]plumbing.Hash{"pin": pin})
 		return err
 	}); err != nil {
-		unknown(r, "%s", reason(err))
+		remoteFailed(r, err)
 		return
 	}
 	// The branch may have moved between listing and fetching: what was
@@ -358,7 +478,7 @@ func offline(root string, m *workspace.Submodule, r *Repo) {
 // relate compares pin and head in a repository holding both.
 func relate(repo *gitrepo.Repo, pin, head plumbing.Hash, r *Repo) {
 	if !repo.HasCommit(pin) {
-		unknown(r, "missing objects: the pin %s is not in the local repository", short(pin.String()))
+		unknown(r, missingPin+"%s is not in the local repository", short(pin.String()))
 		return
 	}
 	onlyPin, onlyHead, err := repo.Compare(pin, head)
@@ -410,62 +530,4 @@ func reason(err error) string {
 		return fmt.Sprintf("%s: %v", re.Kind, re.Err)
 	}
 	return err.Error()
-}
-
-// rewrite applies the longest matching insteadOf prefix.
-func rewrite(url string, insteadOf map[string]string) string {
-	best := ""
-	for from := range insteadOf {
-		if strings.HasPrefix(url, from) && len(from) > len(best) {
-			best = from
-		}
-	}
-	if best == "" {
-		return url
-	}
-	return insteadOf[best] + strings.TrimPrefix(url, best)
-}
-
-// remoteURL resolves a .gitmodules URL; a relative one ("../x.git") is
-// relative to the superproject's origin remote, as git resolves it.
-func remoteURL(u, base string) (string, error) {
-	if !strings.HasPrefix(u, "./") && !strings.HasPrefix(u, "../") {
-		return u, nil
-	}
-	if base == "" {
-		return "", fmt.Errorf("url %q is relative and the superproject has no origin remote to resolve it against", u)
-	}
-	b := strings.TrimSuffix(base, "/")
-	for {
-		switch {
-		case strings.HasPrefix(u, "./"):
-			u = u[2:]
-		case strings.HasPrefix(u, "../"):
-			u = u[3:]
-			i := strings.LastIndexAny(b, "/:")
-			if i < 0 {
-				return "", fmt.Errorf("url %q climbs above %q", u, base)
-			}
-			b = b[:i]
-		default:
-			sep := "/"
-			if strings.HasSuffix(b, ":") {
-				sep = ""
-			}
-			return b + sep + u, nil
-		}
-	}
-}
-
-// superprojectRemote is the superproject's remote.origin.url, or "".
-func superprojectRemote(root string) string {
-	r, err := gitrepo.Open(root)
-	if err != nil {
-		return ""
-	}
-	cfg, err := r.Config()
-	if err != nil {
-		return ""
-	}
-	return cfg.Section("remote").Subsection("origin").Option("url")
 }

@@ -74,6 +74,11 @@ func TestRelations(t *testing.T) {
 	capab := ws.Repo("logos-capability-module")
 	git(t, capab.Remote, "update-ref", "refs/heads/master", capab.History[0].String())
 
+	// Remotes that cannot answer, set where git takes them from: the
+	// submodules' own remotes.
+	git(t, filepath.Join(ws.Root, "repos/logos-wallet-module"), "remote", "set-url", "origin", filepath.Join(ws.Remotes, "gone.git"))
+	git(t, filepath.Join(ws.Root, "repos/logos-package-manager"), "remote", "set-url", "origin", "git://"+closedPort(t)+"/x.git")
+
 	s := snap(t, ws.Root)
 	untouched := snap(t, ws.Root)
 	gitState := treeState(t, filepath.Join(ws.Root, ".git"))
@@ -81,9 +86,6 @@ func TestRelations(t *testing.T) {
 	assert.NilError(t, err)
 	// The SDK declares no branch here: its remote's HEAD (main) is found.
 	s.Submodule("repos/logos-cpp-sdk").Branch = ""
-	// Remotes that cannot answer.
-	s.Submodule("repos/logos-wallet-module").URL = filepath.Join(ws.Remotes, "gone.git")
-	s.Submodule("repos/logos-package-manager").URL = "git://" + closedPort(t) + "/x.git"
 
 	store := t.TempDir()
 	var calls atomic.Int32
@@ -113,7 +115,14 @@ func TestRelations(t *testing.T) {
 	acc := got["repos/logos-package-manager"]
 	assert.Equal(t, acc.Relation, Unknown)
 	assert.Assert(t, strings.HasPrefix(acc.Reason, "unreachable:"), acc.Reason)
+	assert.Equal(t, acc.URLFrom, gitrepo.URLFromSubmodule)
 	assert.DeepEqual(t, res.Upgrades.Summary, Summary{Repos: 8, UpToDate: 2, Behind: 2, Ahead: 1, Diverged: 1, Unknown: 2})
+	// Each cause once, with its fix.
+	assert.Equal(t, len(res.Upgrades.Problems), 2)
+	for _, p := range res.Upgrades.Problems {
+		assert.Assert(t, p.Hint != "", p.Cause)
+		assert.Equal(t, len(p.Repos), 1)
+	}
 	assert.Equal(t, int(calls.Load()), 8)
 
 	// The workspace is untouched: same snapshot, same remote-tracking refs.
@@ -233,22 +242,8 @@ func TestRetries(t *testing.T) {
 	}
 }
 
-func TestURLs(t *testing.T) {
+func TestStoreName(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct{ url, base, want string }{
-		{"../x.git", "git@github.com:logos-co/logos-workspace.git", "git@github.com:logos-co/x.git"},
-		{"../x", "https://github.com/logos-co/ws/", "https://github.com/logos-co/x"},
-		{"./sub", "/srv/ws.git", "/srv/ws.git/sub"},
-		{"git@github.com:o/r.git", "", "git@github.com:o/r.git"},
-	} {
-		got, err := remoteURL(tc.url, tc.base)
-		assert.NilError(t, err)
-		assert.Equal(t, got, tc.want)
-	}
-	_, err := remoteURL("../x", "")
-	assert.ErrorContains(t, err, "no origin remote")
-	assert.Equal(t, rewrite("git@github.com:logos-co/x.git", map[string]string{"git@github.com:": "https://github.com/", "git@": "ssh://"}), "https://github.com/logos-co/x.git")
-	assert.Equal(t, rewrite("/x", nil), "/x")
 	assert.Equal(t, StoreName("repos/logos-chat-module"), StoreName("repos/logos-chat-module"))
 	assert.Assert(t, StoreName("a/x") != StoreName("b/x"))
 }
