@@ -209,6 +209,13 @@ func renderPolicy(rt *Runtime, r *policy.Report) {
 	rt.Printf("policy: %s — %d deny, %d warn (%d of %d rules enabled)\n", r.Summary.Verdict, r.Summary.Deny, r.Summary.Warn, enabled, len(r.Rules))
 	for _, f := range r.Findings {
 		rt.Printf("  %-4s  %-15s %s %s: %s\n", f.Severity, f.Rule, f.Subject.Kind, f.Subject.Name, f.Message)
+		for i, d := range f.Details {
+			if i == 10 && len(f.Details) > 11 {
+				rt.Printf("        %15s   and %d more (policy.json lists them)\n", "", len(f.Details)-10)
+				break
+			}
+			rt.Printf("        %15s   %s\n", "", d)
+		}
 		if f.Hint != "" {
 			rt.Printf("        %15s hint: %s\n", "", f.Hint)
 		}

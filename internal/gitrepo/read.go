@@ -19,10 +19,17 @@ func (r *Repo) HasCommit(rev plumbing.Hash) bool {
 	return err == nil
 }
 
+// ErrMissingObject: an object (a commit, a tree, a blob) that the
+// repository does not have.
+var ErrMissingObject = errors.New("not in the local repository")
+
 // ReadFile returns the content of the regular file at path in rev's tree.
 // A path that does not exist there is an error matching fs.ErrNotExist.
 func (r *Repo) ReadFile(rev plumbing.Hash, path string) ([]byte, error) {
 	c, err := object.GetCommit(r.Storage(), rev)
+	if errors.Is(err, plumbing.ErrObjectNotFound) {
+		return nil, fmt.Errorf("commit %s: %w", rev.String()[:12], ErrMissingObject)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read commit %s in %q: %w", rev, r.GitDir, err)
 	}

@@ -29,20 +29,26 @@ type Registry struct {
 
 // Repo is one submodule in the registry.
 type Repo struct {
-	Path   string `json:"path"`
+	Path string `json:"path"`
+	// Parent is the submodule this one is nested in ("" for the
+	// workspace's own): a nested one pins nothing of the workspace.
+	Parent string `json:"parent,omitempty"`
 	Source string `json:"source"`
 	// Pins are the flake.lock nodes with this repository's source, sorted
 	// by node: the ones the root's inputs resolve to (Inputs non-empty) and
 	// copies deeper in the graph.
 	Pins []Pin `json:"pins"`
-	// Ambiguous lists other submodules with the same source; such a
-	// submodule is matched to no node.
+	// Ambiguous lists other top-level submodules with the same source;
+	// such a submodule is matched to no node.
 	Ambiguous []string `json:"ambiguous,omitempty"`
 	// Module is the Logos module the repository holds (its metadata.json
 	// at the gitlink); nil when it is not a module or its metadata is bad.
 	Module *Metadata `json:"module,omitempty"`
 	// MetadataError says why a metadata.json present could not be read.
 	MetadataError string `json:"metadataError,omitempty"`
+	// CommitMissing: the gitlink's commit is not in the local repository,
+	// so nothing at the pin (metadata.json among it) can be read.
+	CommitMissing bool `json:"commitMissing,omitempty"`
 
 	metadata []byte
 }
@@ -102,7 +108,8 @@ type RegistryRequest struct {
 	// Lock is the workspace's flake.lock; nil when it has none.
 	Lock *flake.Lock
 	// ReadMetadata returns a submodule's metadata.json as of its gitlink,
-	// an error matching fs.ErrNotExist when it has none. It is called
+	// an error matching fs.ErrNotExist when it has none and one matching
+	// ErrCommitMissing when the gitlink's commit is absent. It is called
 	// concurrently.
 	ReadMetadata func(ctx context.Context, m *Submodule) ([]byte, error)
 	Parallelism  int
@@ -115,8 +122,11 @@ func BuildRegistry(ctx context.Context, req RegistryRequest) (*Registry, error) 
 	reg := &Registry{Repos: make([]Repo, len(snap.Submodules)), UnmatchedInputs: []UnmatchedInput{}}
 	bySource := map[string][]int{}
 	for i, m := range snap.Submodules {
-		reg.Repos[i] = Repo{Path: m.Path, Source: SourceOfURL(m.URL, snap.Root), Pins: []Pin{}}
-		if s := reg.Repos[i].Source; s != "" {
+		reg.Repos[i] = Repo{Path: m.Path, Parent: m.Parent, Source: SourceOfURL(m.URL, snap.Root), Pins: []Pin{}}
+		// The workspace's flake inputs are its own submodules'; a submodule
+		// nested in one belongs to that repository (a vendored copy, say)
+		// and is matched to no input of the workspace.
+		if s := reg.Repos[i].Source; s != "" && m.Parent == "" {
 			bySource[s] = append(bySource[s], i)
 		}
 	}
@@ -200,6 +210,10 @@ func BuildRegistry(ctx context.Context, req RegistryRequest) (*Registry, error) 
 			switch {
 			case errors.Is(err, fs.ErrNotExist):
 				return nil
+			case errors.Is(err, ErrCommitMissing):
+				r.CommitMissing = true
+				r.MetadataError = "the gitlink's commit is not in the local repository"
+				return nil
 			case err != nil:
 				r.MetadataError = err.Error()
 				return nil
@@ -220,6 +234,10 @@ func BuildRegistry(ctx context.Context, req RegistryRequest) (*Registry, error) 
 	sort.Slice(reg.Repos, func(i, j int) bool { return reg.Repos[i].Path < reg.Repos[j].Path })
 	return reg, nil
 }
+
+// ErrCommitMissing: a submodule's gitlink names a commit its local
+// repository does not have.
+var ErrCommitMissing = errors.New("the gitlink's commit is not in the local repository")
 
 // ErrLockChanged: flake.lock is not the one the snapshot saw.
 var ErrLockChanged = errors.New("flake.lock changed since the snapshot was taken")

@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/lambda-os/lambda-check/internal/flake"
 	"github.com/lambda-os/lambda-check/internal/workspace"
@@ -75,13 +76,13 @@ func CheckChange(ctx context.Context, req ChangeRequest) ([]Finding, error) {
 	if err != nil {
 		return nil, err
 	}
-	had := map[Finding]bool{}
+	had := map[string]bool{}
 	for _, f := range before {
-		had[f] = true
+		had[f.key()] = true
 	}
 	out := []Finding{}
 	for _, f := range after {
-		if !had[f] {
+		if !had[f.key()] {
 			out = append(out, f)
 		}
 	}
@@ -96,4 +97,9 @@ func Denies(fs []Finding) bool {
 		}
 	}
 	return false
+}
+
+// key identifies a finding for comparing two runs.
+func (f Finding) key() string {
+	return strings.Join(append([]string{f.Rule, string(f.Severity), f.Subject.Kind, f.Subject.Name, f.Message, f.Hint}, f.Details...), "\x00")
 }

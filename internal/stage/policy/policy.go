@@ -48,7 +48,10 @@ type Finding struct {
 	Severity Severity `json:"severity"`
 	Subject  Subject  `json:"subject"`
 	Message  string   `json:"message"`
-	Hint     string   `json:"hint,omitempty"`
+	// Details list the cases of a finding that stands for several (every
+	// copy of nixpkgs, say), one line each.
+	Details []string `json:"details,omitempty"`
+	Hint    string   `json:"hint,omitempty"`
 }
 
 // RuleRun records how a rule ran.
@@ -310,7 +313,11 @@ func readMetadata(root string, m *workspace.Submodule, fresh bool) ([]byte, erro
 			return b, err
 		}
 	}
-	return r.ReadFile(plumbing.NewHash(m.Gitlink), workspace.MetadataFile)
+	b, err := r.ReadFile(plumbing.NewHash(m.Gitlink), workspace.MetadataFile)
+	if errors.Is(err, gitrepo.ErrMissingObject) {
+		return nil, fmt.Errorf("%w: %w", workspace.ErrCommitMissing, err)
+	}
+	return b, err
 }
 
 // workspaceChanges are the paths the snapshot saw changed, workspace

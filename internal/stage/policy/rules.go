@@ -82,8 +82,8 @@ var rules = []rule{
 		check: checkAllowedRefs,
 	},
 	{
-		id: "checkout-drift", summary: "every submodule is checked out at its gitlink, initialised and clean",
-		enabled: true, severity: Deny, options: func() any { return &noOptions{} }, check: checkCheckoutDrift,
+		id: "checkout-drift", summary: "every submodule is checked out at its gitlink, initialised and clean (submodules nested in submodules may stay uninitialised)",
+		enabled: true, severity: Deny, options: func() any { return &checkoutDriftOptions{} }, check: checkCheckoutDrift,
 	},
 	{
 		id: "follows", summary: "inputs share the workspace's nixpkgs (and other shared inputs), one copy per repository, and flake.lock records the follows flake.nix declares",
@@ -234,8 +234,17 @@ func checkLockDrift(_ context.Context, in *Input, _ any) ([]Finding, []string, e
 
 // --- checkout-drift
 
-func checkCheckoutDrift(_ context.Context, in *Input, _ any) ([]Finding, []string, error) {
+type checkoutDriftOptions struct {
+	// NestedUninitialized reports submodules nested in submodules that are
+	// not initialised. Off by default: the workspace's own tooling (ws
+	// init) leaves them so, and their parent repository pins them.
+	NestedUninitialized bool `json:"nestedUninitialized"`
+}
+
+func checkCheckoutDrift(_ context.Context, in *Input, opts any) ([]Finding, []string, error) {
+	o := opts.(*checkoutDriftOptions)
 	var out []Finding
+	nestedLeft := 0
 	for _, m := range in.Snapshot.Submodules {
 		var msg, hint string
 		switch m.State {
@@ -245,11 +254,19 @@ func checkCheckoutDrift(_ context.Context, in *Input, _ any) ([]Finding, []strin
 			msg = "missing: " + m.Reason
 			hint = fmt.Sprintf("git submodule update --init %s", m.Path)
 		case workspace.StateUninitialized:
+			if m.Parent != "" && !o.NestedUninitialized {
+				nestedLeft++
+				continue
+			}
 			msg = "not initialised: " + m.Reason
 			hint = fmt.Sprintf("git submodule update --init %s", m.Path)
 		case workspace.StateCheckoutDiffers:
 			msg = fmt.Sprintf("checked out at %s, but the gitlink is %s", short(m.Head), short(m.Gitlink))
 			hint = fmt.Sprintf("return to the gitlink with 'git submodule update %s', or record the checkout with 'git add %s'", m.Path, m.Path)
+			if r, err := gitrepo.Open(filepath.Join(in.Root, filepath.FromSlash(m.Path))); err == nil && !r.HasCommit(plumbing.NewHash(m.Gitlink)) {
+				msg += ", a commit the local repository does not have"
+				hint = fmt.Sprintf("fetch the gitlink's commit (git -C %s fetch origin %s) and 'git submodule update %s'; if no remote has it (force-pushed away, or never pushed), record a commit that exists: 'git add %s' at the checkout, or move the gitlink", m.Path, m.Gitlink, m.Path, m.Path)
+			}
 		case workspace.StateDirty:
 			msg = fmt.Sprintf("dirty: %d staged, %d modified, %d untracked", len(m.Staged), len(m.Unstaged), len(m.Untracked))
 			hint = fmt.Sprintf("commit, stash or remove the changes in %s", m.Path)
@@ -258,7 +275,11 @@ func checkCheckoutDrift(_ context.Context, in *Input, _ any) ([]Finding, []strin
 		}
 		out = append(out, Finding{Subject: Subject{Kind: KindSubmodule, Name: m.Path}, Message: msg, Hint: hint})
 	}
-	return out, []string{fmt.Sprintf("%d submodules checked", len(in.Snapshot.Submodules))}, nil
+	notes := []string{fmt.Sprintf("%d submodules checked", len(in.Snapshot.Submodules))}
+	if nestedLeft > 0 {
+		notes = append(notes, fmt.Sprintf("%d nested submodules not initialised, as the workspace's tooling leaves them (options.nestedUninitialized reports them)", nestedLeft))
+	}
+	return out, notes, nil
 }
 
 // --- local-override
@@ -456,6 +477,8 @@ func checkFollows(_ context.Context, in *Input, opts any) ([]Finding, []string, 
 	l := in.Lock
 	var out []Finding
 	root := l.Nodes[l.Root]
+	// One finding per shared input, listing every input that does not
+	// take the workspace's copy (the real workspace has eight nixpkgs).
 	for _, s := range o.Shared {
 		if _, ok := root.Inputs[s]; !ok {
 			continue
@@ -464,6 +487,8 @@ func checkFollows(_ context.Context, in *Input, opts any) ([]Finding, []string, 
 		if err != nil {
 			return nil, nil, err
 		}
+		var details []string
+		copies := map[string]bool{}
 		for _, id := range sortedNodes(l) {
 			if _, ok := l.Nodes[id].Inputs[s]; !ok || id == want {
 				continue
@@ -475,16 +500,23 @@ func checkFollows(_ context.Context, in *Input, opts any) ([]Finding, []string, 
 			if got == want {
 				continue
 			}
-			hint := "make it follow the workspace's"
+			copies[got] = true
+			d := fmt.Sprintf("%s takes node %s%s", in.inputSubject(id).Name, got, revOf(l, got))
 			if p := lockPath(l, id); p != nil {
-				hint = fmt.Sprintf("in flake.nix: %s.inputs.%s.follows = %q;", strings.Join(p, ".inputs."), s, s)
+				d += fmt.Sprintf(" (fix: %s.inputs.%s.follows = %q;)", strings.Join(p, ".inputs."), s, s)
 			}
-			out = append(out, Finding{
-				Subject: in.inputSubject(id),
-				Message: fmt.Sprintf("has its own %s (node %s), not the workspace's (node %s)", s, got, want),
-				Hint:    hint,
-			})
+			details = append(details, d)
 		}
+		if len(details) == 0 {
+			continue
+		}
+		sort.Strings(details)
+		out = append(out, Finding{
+			Subject: Subject{Kind: KindInput, Name: s},
+			Message: fmt.Sprintf("%d copies of %s in flake.lock: the workspace's (node %s%s) and %d more, taken by %d inputs", len(copies)+1, s, want, revOf(l, want), len(copies), len(details)),
+			Details: details,
+			Hint:    fmt.Sprintf("in flake.nix, make each input listed follow the workspace's %s (the fix beside it); every copy is another %s to fetch and build against", s, s),
+		})
 	}
 	for _, r := range in.Registry.Repos {
 		revs := map[string]bool{}
@@ -521,6 +553,16 @@ func checkFollows(_ context.Context, in *Input, opts any) ([]Finding, []string, 
 		}
 	}
 	return out, notes, nil
+}
+
+// revOf is " at <short rev>" for a locked node, else "".
+func revOf(l *flake.Lock, node string) string {
+	if n := l.Nodes[node]; n != nil && n.Locked != nil {
+		if r := n.Locked.String("rev"); r != "" {
+			return " at " + short(r)
+		}
+	}
+	return ""
 }
 
 // --- lock-integrity
@@ -624,19 +666,43 @@ func checkLockIntegrity(ctx context.Context, in *Input, _ any) ([]Finding, []str
 	}
 	var out []Finding
 	n := 0
-	for i := range jobs {
+	var absent []string
+	for i, j := range jobs {
 		if checked[i] {
 			n++
+		} else {
+			absent = append(absent, fmt.Sprintf("%s at %s", j.path, short(j.pin.Rev)))
 		}
 		if results[i] != nil {
 			out = append(out, *results[i])
 		}
 	}
 	// Whether a result came from an earlier run is left out of the
-	// artifact, which depends only on the workspace.
+	// artifact, which depends only on the workspace (the command says it).
 	in.IntegrityReused = cached
-	note := fmt.Sprintf("%d locked revisions recomputed; %d skipped (revision not in the local repository)", n, len(jobs)-n)
-	return out, []string{note}, nil
+	notes := []string{fmt.Sprintf("%d of %d locked revisions of the workspace's repositories checked", n, len(jobs))}
+	if len(absent) > 0 {
+		sort.Strings(absent)
+		notes = append(notes, fmt.Sprintf("%d not checked, not in the local repository: %s", len(absent), strings.Join(absent, ", ")))
+	}
+	if other := lockedRepos(in.Lock) - len(jobs); other > 0 {
+		notes = append(notes, fmt.Sprintf("%d locked git inputs are no submodule of the workspace (nothing local to check them against)", other))
+	}
+	return out, notes, nil
+}
+
+// lockedRepos counts the git and github nodes with a revision.
+func lockedRepos(l *flake.Lock) int {
+	n := 0
+	for id, node := range l.Nodes {
+		if id == l.Root || node.Locked == nil || node.Locked.String("rev") == "" {
+			continue
+		}
+		if t := node.Locked.Type(); t == "git" || t == "github" {
+			n++
+		}
+	}
+	return n
 }
 
 // integrityKey names what a lock entry's attributes are computed from: the
@@ -649,7 +715,7 @@ func integrityKey(l *flake.Lock, p workspace.Pin) string {
 
 func checkRegistry(_ context.Context, in *Input, _ any) ([]Finding, []string, error) {
 	var out []Finding
-	modules := 0
+	modules, unread := 0, 0
 	for _, r := range in.Registry.Repos {
 		if len(r.Ambiguous) > 0 {
 			out = append(out, Finding{
@@ -658,8 +724,12 @@ func checkRegistry(_ context.Context, in *Input, _ any) ([]Finding, []string, er
 				Hint:    "keep one submodule per repository",
 			})
 		}
-		if r.MetadataError != "" && checkedOut(in.Snapshot.Submodule(r.Path)) {
-			// (A submodule not checked out is checkout-drift's finding.)
+		if r.CommitMissing {
+			unread++
+		}
+		if r.MetadataError != "" && !r.CommitMissing && checkedOut(in.Snapshot.Submodule(r.Path)) {
+			// (A submodule not checked out, or whose gitlink's commit is
+			// absent, is checkout-drift's finding.)
 			out = append(out, Finding{
 				Subject: Subject{Kind: KindSubmodule, Name: r.Path},
 				Message: "metadata.json: " + strings.TrimPrefix(r.MetadataError, "metadata.json: "),
@@ -670,7 +740,11 @@ func checkRegistry(_ context.Context, in *Input, _ any) ([]Finding, []string, er
 			modules++
 		}
 	}
-	return out, []string{fmt.Sprintf("%d submodules, %d Logos modules, %d root inputs without a submodule", len(in.Registry.Repos), modules, len(in.Registry.UnmatchedInputs))}, nil
+	notes := []string{fmt.Sprintf("%d submodules, %d Logos modules, %d root inputs without a submodule", len(in.Registry.Repos), modules, len(in.Registry.UnmatchedInputs))}
+	if unread > 0 {
+		notes = append(notes, fmt.Sprintf("%d submodules whose gitlink's commit is not in the local repository: their metadata.json was not read (checkout-drift reports them)", unread))
+	}
+	return out, notes, nil
 }
 
 func checkedOut(m *workspace.Submodule) bool {
