@@ -87,12 +87,30 @@ func (c *ProposeCmd) Run(rt *Runtime) error {
 		return err
 	}
 	if rt.Globals.JSON {
-		return rt.PrintJSON(struct {
+		if err := rt.PrintJSON(struct {
 			Proposals []propose.Outcome `json:"proposals"`
-		}{nonNil(res.Outcomes)})
+		}{nonNil(res.Outcomes)}); err != nil {
+			return err
+		}
+	} else {
+		renderOutcomes(rt, res.Outcomes, sd.File("proposals"))
 	}
-	renderOutcomes(rt, res.Outcomes, sd.File("proposals"))
-	return nil
+	return proposeVerdict(res.Outcomes)
+}
+
+// proposeVerdict fails the stage (after every other proposal was written)
+// when an upgrade could not be proposed.
+func proposeVerdict(os []propose.Outcome) error {
+	var skipped []string
+	for _, o := range os {
+		if o.Skipped != "" {
+			skipped = append(skipped, o.Submodule)
+		}
+	}
+	if len(skipped) == 0 {
+		return nil
+	}
+	return &exitcode.FailError{Reason: fmt.Sprintf("propose: %d of %d upgrades not proposed (%s): see the reasons above", len(skipped), len(os), strings.Join(skipped, ", "))}
 }
 
 // proposeLocked orders the upgrades with the flake graph and writes their

@@ -41,7 +41,7 @@ type CommitInfo struct {
 func (r *Repo) Commit(rev plumbing.Hash) (CommitInfo, error) {
 	c, err := object.GetCommit(r.Storage(), rev)
 	if err != nil {
-		return CommitInfo{}, fmt.Errorf("read commit %s in %q: %w", rev, r.GitDir, err)
+		return CommitInfo{}, fmt.Errorf("read commit %s in %q: %w", rev, r.GitDir, objErr(err))
 	}
 	n, err := r.RevCount(rev)
 	if err != nil {
@@ -59,7 +59,7 @@ func (r *Repo) RevCount(rev plumbing.Hash) (int, error) {
 		queue = queue[:len(queue)-1]
 		c, err := object.GetCommit(r.Storage(), h)
 		if err != nil {
-			return 0, fmt.Errorf("read commit %s in %q: %w", h, r.GitDir, err)
+			return 0, fmt.Errorf("read commit %s in %q: %w", h, r.GitDir, objErr(err))
 		}
 		for _, p := range c.ParentHashes {
 			if _, ok := seen[p]; !ok {
@@ -77,7 +77,7 @@ func (r *Repo) RevCount(rev plumbing.Hash) (int, error) {
 func (r *Repo) NarHash(rev plumbing.Hash, opts ArchiveOptions) (string, error) {
 	c, err := object.GetCommit(r.Storage(), rev)
 	if err != nil {
-		return "", fmt.Errorf("read commit %s in %q: %w", rev, r.GitDir, err)
+		return "", fmt.Errorf("read commit %s in %q: %w", rev, r.GitDir, objErr(err))
 	}
 	hs := nar.NewHasher()
 	a := archiver{r: r, opts: opts, nw: hs.Writer}
@@ -101,7 +101,7 @@ type archiver struct {
 func (a *archiver) tree(h plumbing.Hash, parts []string, rules []attrRule) error {
 	t, err := object.GetTree(a.r.Storage(), h)
 	if err != nil {
-		return fmt.Errorf("read tree %s: %w", h, err)
+		return fmt.Errorf("read tree %s: %w", h, objErr(err))
 	}
 	if a.opts.ExportIgnore {
 		for _, e := range t.Entries {
@@ -142,7 +142,7 @@ func (a *archiver) tree(h plumbing.Hash, parts []string, rules []attrRule) error
 		case filemode.Regular, filemode.Executable, filemode.Deprecated:
 			blob, err := object.GetBlob(a.r.Storage(), e.Hash)
 			if err != nil {
-				return fmt.Errorf("read blob %s (%s): %w", e.Hash, strings.Join(cparts, "/"), err)
+				return fmt.Errorf("read blob %s (%s): %w", e.Hash, strings.Join(cparts, "/"), objErr(err))
 			}
 			rd, err := blob.Reader()
 			if err != nil {
@@ -164,7 +164,7 @@ func (a *archiver) tree(h plumbing.Hash, parts []string, rules []attrRule) error
 func (a *archiver) blob(h plumbing.Hash) ([]byte, error) {
 	b, err := object.GetBlob(a.r.Storage(), h)
 	if err != nil {
-		return nil, fmt.Errorf("read blob %s: %w", h, err)
+		return nil, fmt.Errorf("read blob %s: %w", h, objErr(err))
 	}
 	rd, err := b.Reader()
 	if err != nil {

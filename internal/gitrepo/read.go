@@ -23,6 +23,14 @@ func (r *Repo) HasCommit(rev plumbing.Hash) bool {
 // repository does not have.
 var ErrMissingObject = errors.New("not in the local repository")
 
+// objErr marks an object the store lacks as ErrMissingObject.
+func objErr(err error) error {
+	if errors.Is(err, plumbing.ErrObjectNotFound) && !errors.Is(err, ErrMissingObject) {
+		return fmt.Errorf("%w (%w)", ErrMissingObject, err)
+	}
+	return err
+}
+
 // ReadFile returns the content of the regular file at path in rev's tree.
 // A path that does not exist there is an error matching fs.ErrNotExist.
 func (r *Repo) ReadFile(rev plumbing.Hash, path string) ([]byte, error) {

@@ -188,8 +188,15 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 			continue
 		}
 		p, files, err := build(ctx, req, b, u)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		if err != nil {
-			return nil, fmt.Errorf("propose %s: %w", u.repo.Path, err)
+			// One upgrade that cannot be proposed (missing objects, a tree
+			// that cannot be hashed) does not stop the others.
+			o.Skipped = skipReason(err)
+			res.Outcomes = append(res.Outcomes, o)
+			continue
 		}
 		o.ID, o.Approvable, o.Findings = p.ID, p.Approvable, len(p.Findings)
 		o.Written, err = write(req.Dir, p, files, req.Producer)
@@ -199,6 +206,14 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 		res.Outcomes = append(res.Outcomes, o)
 	}
 	return &res, nil
+}
+
+// skipReason says in the operator's words why an upgrade was not proposed.
+func skipReason(err error) string {
+	if errors.Is(err, gitrepo.ErrMissingObject) {
+		return "the new revision's history lacks objects in the local copies (" + err.Error() + "): fetch the repository again (lambda-check upgrades) or propose it by hand"
+	}
+	return err.Error()
 }
 
 type upgrade struct {
