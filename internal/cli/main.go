@@ -21,6 +21,7 @@ import (
 	"github.com/lambda-os/lambda-check/internal/audit"
 	"github.com/lambda-os/lambda-check/internal/config"
 	"github.com/lambda-os/lambda-check/internal/exitcode"
+	"github.com/lambda-os/lambda-check/internal/flake"
 	"github.com/lambda-os/lambda-check/internal/gitrepo"
 	"github.com/lambda-os/lambda-check/internal/nixcli"
 	"github.com/lambda-os/lambda-check/internal/statedir"
@@ -250,6 +251,15 @@ func (rt *Runtime) Git() (*gitrepo.GitConfig, *gitrepo.SSH, error) {
 	}
 	ssh := gitrepo.DefaultSSH(getenv)
 	return cfg, &ssh, nil
+}
+
+// evaluator is nix as a flake.nix evaluator, or nil when it is not
+// installed.
+func (rt *Runtime) evaluator() flake.Evaluator {
+	if n, _ := rt.Nix(); n != nil {
+		return n
+	}
+	return nil
 }
 
 // Producer names this build in artifacts.

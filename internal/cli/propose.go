@@ -146,6 +146,7 @@ func proposeLocked(rt *Runtime, sd *statedir.Dir, snap *workspace.Snapshot, up *
 		WorkspaceURL: workspaceURL,
 		Author:       gitrepo.Signature{Name: "lambda-check", Email: "lambda-check@localhost"},
 		Producer:     rt.Producer(),
+		Eval:         rt.evaluator(),
 	})
 	if errors.Is(err, propose.ErrBaseMoved) {
 		return nil, exitcode.Input(err, "run 'lambda-check upgrades' again")

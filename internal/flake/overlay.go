@@ -3,7 +3,7 @@ package flake
 import (
 	"errors"
 	"fmt"
-	"sort"
+	"strings"
 )
 
 // ErrOverlay: the overlay lock cannot be derived exactly (Nix would have
@@ -19,10 +19,20 @@ const WorkspaceInput = "workspace"
 //	inputs.workspace.url = <workspace at its base commit>;
 //	inputs.workspace.inputs.<Input>.follows = "<Input>";
 //	inputs.<Input>.url = <the input at its new revision>;
-//	inputs.<Input>.inputs.<i>.follows = "workspace/<...>";  (as the workspace's lock has them)
+//	inputs.<Input>.inputs.<i>.follows = "workspace/<...>";  (the workspace's follows for it)
+//
+// Nix locks the moved input's other inputs from its own flake.lock, as in
+// the workspace after the move (Moved).
 type Overlay struct {
-	// Workspace is the workspace's own flake.lock.
+	// Workspace is the workspace's own flake.lock at its base.
 	Workspace *Lock
+	// Moved is the workspace's flake.lock after the move (Relock's), whose
+	// subtree under Input is the moved input as Nix locks it, and
+	// Overrides the workspace's follows in that subtree (Relock's). Moved
+	// nil: the input's node in Workspace, whose inputs must then all be
+	// follows, which are the overrides.
+	Moved     *Lock
+	Overrides map[string][]string
 	// WorkspaceLocked and WorkspaceOriginal are the workspace input's
 	// attributes.
 	WorkspaceLocked, WorkspaceOriginal Attrs
@@ -32,35 +42,57 @@ type Overlay struct {
 	Locked, Original Attrs
 }
 
-// InputFollows returns the follows of the moved input's own inputs, as
-// the overlay's flake.nix must declare them: input name -> path from the
-// overlay's root ("workspace/logos-cpp-sdk").
-func (o *Overlay) InputFollows() (map[string][]string, error) {
-	ws := o.Workspace
-	ref, ok := ws.Nodes[ws.Root].Inputs[o.Input]
+func (o *Overlay) movedNode() (*Lock, *Node, error) {
+	l := o.Moved
+	if l == nil {
+		l = o.Workspace
+	}
+	ref, ok := l.Nodes[l.Root].Inputs[o.Input]
 	if !ok || ref.IsFollows() {
-		return nil, fmt.Errorf("%w: %q is not a locked root input of the workspace", ErrOverlay, o.Input)
+		return nil, nil, fmt.Errorf("%w: %q is not a locked root input of the workspace", ErrOverlay, o.Input)
+	}
+	return l, l.Nodes[ref.Node], nil
+}
+
+// InputFollows returns the overrides the overlay's flake.nix declares for
+// the moved input: input path under it ("logos-cpp-sdk", or "a/nixpkgs"
+// for an input of its input) -> follows path from the overlay's root
+// ("workspace/logos-cpp-sdk"): the workspace's own follows for it.
+func (o *Overlay) InputFollows() (map[string][]string, error) {
+	_, n, err := o.movedNode()
+	if err != nil {
+		return nil, err
 	}
 	out := map[string][]string{}
-	for name, r := range ws.Nodes[ref.Node].Inputs {
-		if !r.IsFollows() {
-			return nil, fmt.Errorf("%w: %s's input %q is locked by its own lock, not the workspace's", ErrOverlay, o.Input, name)
+	if o.Moved != nil {
+		for p, f := range o.Overrides {
+			out[p] = append([]string{WorkspaceInput}, f...)
 		}
-		out[name] = append([]string{WorkspaceInput}, r.Follows...)
+		return out, nil
+	}
+	for in, r := range n.Inputs {
+		if !r.IsFollows() {
+			return nil, fmt.Errorf("%w: %s's input %q is locked by its own lock, not the workspace's", ErrOverlay, o.Input, in)
+		}
+		out[in] = append([]string{WorkspaceInput}, r.Follows...)
 	}
 	return out, nil
 }
 
 // Lock returns the flake.lock Nix writes for the overlay flake: the
-// workspace's lock re-rooted under "workspace", the moved input's old node
-// replaced by the new one at the top, and every node named as Nix names
-// them (by the input that first reaches it, depth first in input order,
-// "_2", "_3" on collisions). It refuses (ErrOverlay) when another node than
-// the workspace's root uses the old node directly: Nix would keep it under
-// a name this function does not guess.
+// workspace's lock re-rooted under "workspace" with the moved input
+// following the overlay's, the moved input at the top with its subtree as
+// the workspace has it after the move (its own follows kept, the
+// workspace's through "workspace/"), every node named as Nix names them.
+// It refuses (ErrOverlay) when another node than the workspace's root uses
+// the old node directly: Nix would keep it under a name this function does
+// not guess.
 func (o *Overlay) Lock() (*Lock, error) {
 	ws := o.Workspace
-	follows, err := o.InputFollows()
+	if _, err := o.InputFollows(); err != nil {
+		return nil, err
+	}
+	ml, mn, err := o.movedNode()
 	if err != nil {
 		return nil, err
 	}
@@ -75,84 +107,86 @@ func (o *Overlay) Lock() (*Lock, error) {
 			}
 		}
 	}
-	type lnode struct {
-		src    *Node
-		inputs map[string]any // *lnode or []string
-	}
-	nodes := map[string]*lnode{}
-	var conv func(name string) *lnode
-	conv = func(name string) *lnode {
-		if n, ok := nodes[name]; ok {
-			return n
+	// The workspace, re-rooted: its follows now start at "workspace".
+	byKey := map[string]*gnode{}
+	var conv func(name string, depth int) (*gnode, error)
+	conv = func(name string, depth int) (*gnode, error) {
+		if g, ok := byKey[name]; ok {
+			return g, nil
+		}
+		if depth > maxLockDepth {
+			return nil, fmt.Errorf("flake.lock nests deeper than %d nodes", maxLockDepth)
 		}
 		src := ws.Nodes[name]
-		n := &lnode{src: src, inputs: map[string]any{}}
-		nodes[name] = n
+		g := &gnode{src: src, inputs: map[string]gref{}}
+		byKey[name] = g
 		for in, r := range src.Inputs {
 			if r.IsFollows() {
-				n.inputs[in] = append([]string{WorkspaceInput}, r.Follows...)
-			} else {
-				n.inputs[in] = conv(r.Node)
+				g.inputs[in] = gref{follows: append([]string{WorkspaceInput}, r.Follows...)}
+				continue
 			}
+			c, err := conv(r.Node, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			g.inputs[in] = gref{node: c}
 		}
-		return n
+		return g, nil
 	}
-	wsRoot := &lnode{src: &Node{Locked: o.WorkspaceLocked, Original: o.WorkspaceOriginal}, inputs: map[string]any{}}
+	wsRoot := &gnode{src: &Node{Locked: o.WorkspaceLocked, Original: o.WorkspaceOriginal}, inputs: map[string]gref{}}
 	for in, r := range ws.Nodes[ws.Root].Inputs {
 		switch {
 		case in == o.Input:
-			wsRoot.inputs[in] = []string{o.Input}
+			wsRoot.inputs[in] = gref{follows: []string{o.Input}}
 		case r.IsFollows():
-			wsRoot.inputs[in] = append([]string{WorkspaceInput}, r.Follows...)
+			wsRoot.inputs[in] = gref{follows: append([]string{WorkspaceInput}, r.Follows...)}
 		default:
-			wsRoot.inputs[in] = conv(r.Node)
+			c, err := conv(r.Node, 0)
+			if err != nil {
+				return nil, err
+			}
+			wsRoot.inputs[in] = gref{node: c}
 		}
 	}
-	moved := &lnode{src: &Node{Locked: o.Locked, Original: o.Original}, inputs: map[string]any{}}
-	for in, p := range follows {
-		moved.inputs[in] = p
-	}
-	root := &lnode{src: &Node{}, inputs: map[string]any{o.Input: moved, WorkspaceInput: wsRoot}}
-
-	// Nix's LockFile::toJSON naming.
-	out := &Lock{Version: LockVersion, Nodes: map[string]*Node{}}
-	keys := map[string]bool{}
-	named := map[*lnode]string{}
-	var dump func(key string, n *lnode) string
-	dump = func(key string, n *lnode) string {
-		if k, ok := named[n]; ok {
-			return k
+	// The moved input as the workspace has it after the move: the
+	// workspace's follows go through "workspace"; those from the input's
+	// own lock stay (the input is a root input here too).
+	overrides := o.Overrides
+	if o.Moved == nil {
+		overrides = map[string][]string{}
+		for in, r := range mn.Inputs {
+			overrides[in] = r.Follows
 		}
-		if keys[key] {
-			for i := 2; ; i++ {
-				if k := fmt.Sprintf("%s_%d", key, i); !keys[k] {
-					key = k
-					break
+	}
+	var mconv func(n *Node, path []string, depth int) (*gnode, error)
+	mconv = func(n *Node, path []string, depth int) (*gnode, error) {
+		if depth > maxLockDepth {
+			return nil, fmt.Errorf("flake.lock nests deeper than %d nodes", maxLockDepth)
+		}
+		g := &gnode{src: n, inputs: map[string]gref{}}
+		for in, r := range n.Inputs {
+			p := append(append([]string{}, path...), in)
+			_, ov := overrides[strings.Join(p, "/")]
+			switch {
+			case r.IsFollows() && ov:
+				g.inputs[in] = gref{follows: append([]string{WorkspaceInput}, r.Follows...)}
+			case r.IsFollows():
+				g.inputs[in] = gref{follows: r.Follows}
+			default:
+				c, err := mconv(ml.Nodes[r.Node], p, depth+1)
+				if err != nil {
+					return nil, err
 				}
+				g.inputs[in] = gref{node: c}
 			}
 		}
-		keys[key] = true
-		named[n] = key
-		node := &Node{Locked: n.src.Locked, Original: n.src.Original, Flake: n.src.Flake, Extra: n.src.Extra}
-		out.Nodes[key] = node
-		names := make([]string, 0, len(n.inputs))
-		for in := range n.inputs {
-			names = append(names, in)
-		}
-		sort.Strings(names)
-		if len(names) > 0 {
-			node.Inputs = map[string]InputRef{}
-		}
-		for _, in := range names {
-			switch v := n.inputs[in].(type) {
-			case *lnode:
-				node.Inputs[in] = InputRef{Node: dump(in, v)}
-			case []string:
-				node.Inputs[in] = InputRef{Follows: v}
-			}
-		}
-		return key
+		return g, nil
 	}
-	out.Root = dump("root", root)
-	return out, nil
+	moved, err := mconv(mn, nil, 0)
+	if err != nil {
+		return nil, err
+	}
+	moved.src = &Node{Locked: o.Locked, Original: o.Original, Flake: mn.Flake, Extra: mn.Extra}
+	root := &gnode{src: &Node{}, inputs: map[string]gref{o.Input: {node: moved}, WorkspaceInput: {node: wsRoot}}}
+	return dumpNix(root, LockVersion), nil
 }

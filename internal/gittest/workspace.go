@@ -63,7 +63,17 @@ type Options struct {
 	// System is the Nix system the flakes' packages are for. Default: this
 	// machine's.
 	System string
+	// ChangedInputs lists repositories whose upstream changes its flake's
+	// own inputs after the pin, as real Logos repositories do: one more
+	// commit on its remote makes its flake.nix take a new input,
+	// logos-nix (a remote of its own, no submodule), drop logos-liblogos,
+	// and commit the flake.lock Nix writes for that.
+	ChangedInputs []string
 }
+
+// InfraRepo is the tooling flake that ChangedInputs repositories start
+// to take at their heads.
+const InfraRepo = "logos-nix"
 
 // Repo is one generated repository and its pins.
 type Repo struct {
@@ -83,8 +93,9 @@ type Repo struct {
 	LockRev plumbing.Hash // the rev flake.lock records
 	Head    plumbing.Hash // the remote's branch head
 
-	signer *sign.PrivateKey
-	tamper bool
+	signer   *sign.PrivateKey
+	tamper   bool
+	upstream []file // the files at Head
 }
 
 // Workspace is a generated workspace.
@@ -228,6 +239,21 @@ func Generate(ctx context.Context, dir string, o Options) (*Workspace, error) {
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	if len(o.ChangedInputs) > 0 {
+		infra, err := writeInfra(ws)
+		if err != nil {
+			return nil, fmt.Errorf("remote %s: %w", InfraRepo, err)
+		}
+		for _, name := range o.ChangedInputs {
+			r := byName[name]
+			if r == nil || len(r.Deps) == 0 {
+				return nil, fmt.Errorf("generate workspace: ChangedInputs names %q, which is no repository with inputs", name)
+			}
+			if err := changeInputs(ws, r, byName, infra, len(ws.Repos)); err != nil {
+				return nil, fmt.Errorf("remote %s: %w", name, err)
+			}
+		}
+	}
 	if err := writeSuperproject(ws); err != nil {
 		return nil, fmt.Errorf("superproject: %w", err)
 	}
@@ -293,6 +319,7 @@ func writeRemote(ws *Workspace, idx int, r *Repo, byName map[string]*Repo, nfile
 	if err := repo.SetRef("refs/heads/"+r.Branch, r.Head); err != nil {
 		return nil, nil, err
 	}
+	r.upstream = upstream
 	return pinCT, files, nil
 }
 
@@ -643,4 +670,128 @@ func moduleFlake(ws *Workspace, r *Repo, byName map[string]*Repo) string {
 	b.WriteString("        args = [ \"-c\" \"echo $name $rev > $out; for d in $deps; do echo \\\"needs $d\\\" >> $out; done\" ];\n")
 	b.WriteString("        rev = self.rev or \"dirty\";\n        inherit deps;\n      };\n    };\n}\n")
 	return b.String()
+}
+
+// writeInfra writes the logos-nix remote: a flake with no inputs and one
+// package. It returns its head.
+func writeInfra(ws *Workspace) (plumbing.Hash, error) {
+	repo, err := gitrepo.Init(filepath.Join(ws.Remotes, InfraRepo+".git"), gitrepo.InitOptions{Branch: "master"})
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	nix := fmt.Sprintf("{\n  description = %q;\n\n  outputs = { self }: {\n    packages.%s.default = builtins.derivation {\n      name = %q;\n      system = %q;\n      builder = \"/bin/sh\";\n      args = [ \"-c\" \"echo $name > $out\" ];\n    };\n  };\n}\n",
+		InfraRepo, ws.System, InfraRepo, ws.System)
+	h, err := repo.WriteBlob([]byte(nix))
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	tree, _, err := repo.WriteTrees([]gitrepo.Entry{{Path: "flake.nix", Mode: filemode.Regular, Hash: h}})
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	sig := Author
+	sig.When = Epoch.Add(-time.Hour)
+	head, err := repo.WriteCommit(gitrepo.CommitSpec{Tree: tree, Author: sig, Committer: sig, Message: "Initial import of " + InfraRepo + "\n"})
+	if err != nil {
+		return plumbing.ZeroHash, err
+	}
+	return head, repo.SetRef("refs/heads/master", head)
+}
+
+// changeInputs adds a commit on r's remote whose flake takes logos-nix and
+// drops logos-liblogos, with the flake.lock Nix writes for it (its other
+// inputs locked as github inputs at the pins the workspace has), and moves
+// the branch there.
+func changeInputs(ws *Workspace, r *Repo, byName map[string]*Repo, infra plumbing.Hash, idx int) error {
+	repo, err := gitrepo.OpenBare(r.Remote)
+	if err != nil {
+		return err
+	}
+	var deps []string
+	for _, d := range r.Deps {
+		if d != liblogo {
+			deps = append(deps, d)
+		}
+	}
+	lock := &flake.Lock{Version: flake.LockVersion, Root: "root", Nodes: map[string]*flake.Node{}}
+	root := &flake.Node{Inputs: map[string]flake.InputRef{}}
+	lock.Nodes["root"] = root
+	for _, d := range deps {
+		dr := byName[d]
+		remote, err := gitrepo.OpenBare(dr.Remote)
+		if err != nil {
+			return err
+		}
+		locked, err := flake.LockGitHub(remote, dr.Pin, "logos-co", dr.Name)
+		if err != nil {
+			return err
+		}
+		lock.Nodes[d] = &flake.Node{Locked: locked, Original: flake.Attrs{"owner": "logos-co", "repo": dr.Name, "type": "github"}}
+		root.Inputs[d] = flake.InputRef{Node: d}
+	}
+	infraURL := "file://" + filepath.Join(ws.Remotes, InfraRepo+".git")
+	ir, err := gitrepo.OpenBare(filepath.Join(ws.Remotes, InfraRepo+".git"))
+	if err != nil {
+		return err
+	}
+	locked, err := flake.LockGit(ir, infra, infraURL, "master")
+	if err != nil {
+		return err
+	}
+	lock.Nodes[InfraRepo] = &flake.Node{Locked: locked, Original: flake.Attrs{"type": "git", "url": infraURL}}
+	root.Inputs[InfraRepo] = flake.InputRef{Node: InfraRepo}
+	lockBytes, err := lock.Marshal()
+	if err != nil {
+		return err
+	}
+
+	var b strings.Builder
+	fmt.Fprintf(&b, "{\n  description = %q;\n\n  inputs = {\n", r.Name)
+	for _, d := range deps {
+		fmt.Fprintf(&b, "    %s.url = \"github:logos-co/%s\";\n", d, byName[d].Name)
+	}
+	fmt.Fprintf(&b, "    %s.url = %q;\n  };\n\n", InfraRepo, "git+"+infraURL)
+	b.WriteString("  outputs = { self, ... }@inputs:\n    let\n")
+	fmt.Fprintf(&b, "      system = %q;\n", ws.System)
+	b.WriteString("      deps = map (n: inputs.${n}.packages.${system}.default) [")
+	for _, d := range append(deps, InfraRepo) {
+		fmt.Fprintf(&b, " %q", d)
+	}
+	b.WriteString(" ];\n    in {\n")
+	b.WriteString("      packages.${system}.default = builtins.derivation {\n")
+	fmt.Fprintf(&b, "        name = %q;\n", r.Name)
+	b.WriteString("        inherit system;\n        builder = \"/bin/sh\";\n")
+	b.WriteString("        args = [ \"-c\" \"echo $name $rev > $out; for d in $deps; do echo \\\"needs $d\\\" >> $out; done\" ];\n")
+	b.WriteString("        rev = self.rev or \"dirty\";\n        inherit deps;\n      };\n    };\n}\n")
+
+	var entries []gitrepo.Entry
+	for _, f := range r.upstream {
+		data := []byte(f.data)
+		if f.path == "flake.nix" {
+			data = []byte(b.String())
+		}
+		h, err := repo.WriteBlob(data)
+		if err != nil {
+			return err
+		}
+		entries = append(entries, gitrepo.Entry{Path: f.path, Mode: f.mode, Hash: h})
+	}
+	lh, err := repo.WriteBlob(lockBytes)
+	if err != nil {
+		return err
+	}
+	entries = append(entries, gitrepo.Entry{Path: "flake.lock", Mode: filemode.Regular, Hash: lh})
+	tree, _, err := repo.WriteTrees(entries)
+	if err != nil {
+		return err
+	}
+	sig := Author
+	sig.When = r.commitTime(idx, 59)
+	h, err := repo.WriteCommit(gitrepo.CommitSpec{Tree: tree, Parents: []plumbing.Hash{r.Head}, Author: sig, Committer: sig,
+		Message: "Take " + InfraRepo + ", drop " + liblogo + "\n"})
+	if err != nil {
+		return err
+	}
+	r.Head = h
+	return repo.SetRef("refs/heads/"+r.Branch, h)
 }

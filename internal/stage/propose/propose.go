@@ -23,6 +23,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -112,6 +113,10 @@ type LockMove struct {
 	Node string      `json:"node"`
 	From flake.Attrs `json:"from"`
 	To   flake.Attrs `json:"to"`
+	// Added and Removed are the input's own inputs that the new revision
+	// gained and lost (re-locked from its flake.lock, as Nix does).
+	Added   []string `json:"added,omitempty"`
+	Removed []string `json:"removed,omitempty"`
 }
 
 // Build says how to build a proposal.
@@ -139,6 +144,10 @@ type Request struct {
 	// git+file://<root>, or a git+https/git+ssh/github: URL CI can fetch.
 	WorkspaceURL string
 	Author       gitrepo.Signature // name and email; the time is the new head's
+	// Eval evaluates flake.nix inputs (the workspace's, and a moved
+	// input's at its new revision) so re-locking sees what they declare;
+	// nil: the locks stand in for them.
+	Eval flake.Evaluator
 	// Producer is written in proposal.json and ends each patch.
 	Producer artifact.Producer
 }
@@ -341,6 +350,8 @@ type base struct {
 	reg                  *workspace.Registry
 	wsLocked, wsOriginal flake.Attrs
 	wsURL, lockNote      string
+	// declared is the workspace's flake.nix inputs, nil when not evaluated.
+	declared map[string]*flake.DeclaredInput
 }
 
 // readBase reads HEAD's flake.lock (which must be the work tree's), the
@@ -365,6 +376,9 @@ func readBase(ctx context.Context, snap *workspace.Snapshot, req Request) (*base
 		return nil, err
 	}
 	b.wsLocked, b.wsOriginal, b.wsURL, b.lockNote = workspaceInput(repo, b.head, snap, req.WorkspaceURL)
+	if req.Eval != nil && snap.FlakeNix.Digest != "" {
+		b.declared, _ = flake.EvaluateInputs(ctx, req.Eval, filepath.Join(snap.Root, "flake.nix"), "")
+	}
 	return b, os.MkdirAll(req.Dir, 0o755)
 }
 
@@ -416,8 +430,15 @@ func build(ctx context.Context, req Request, b *base, u upgrade) (*Proposal, map
 		moved = e.RootPins()
 	}
 	var unmovable []policy.Finding
+	var overrides map[string][]string
 	for _, pin := range moved {
 		n := newLock.Nodes[pin.Node]
+		if len(pin.Inputs) > 0 {
+			// An earlier move renamed nodes: find it by its root input.
+			if id, err := newLock.Resolve(newLock.Root, pin.Inputs[0]); err == nil {
+				n = newLock.Nodes[id]
+			}
+		}
 		if t := n.Locked.Type(); t != "git" && t != "github" {
 			// Moving only the gitlink would leave the two pins apart:
 			// never approvable.
@@ -436,8 +457,51 @@ func build(ctx context.Context, req Request, b *base, u upgrade) (*Proposal, map
 		if err != nil {
 			return nil, nil, fmt.Errorf("lock %s at %s: %w", pin.Node, r.Head, err)
 		}
-		p.Lock = append(p.Lock, LockMove{Node: pin.Node, From: n.Locked, To: attrs})
-		n.Locked = attrs
+		move := LockMove{Node: pin.Node, From: n.Locked, To: attrs}
+		direct := ""
+		for _, in := range pin.Inputs {
+			if ref := newLock.Nodes[newLock.Root].Inputs[in]; !ref.IsFollows() {
+				direct = in
+				break
+			}
+		}
+		if direct == "" {
+			// Reached only through follows: the node moves in place.
+			n.Locked = attrs
+			p.Lock = append(p.Lock, move)
+			continue
+		}
+		// The input's own inputs are re-locked as Nix does: from the new
+		// revision's flake.lock, with the workspace's follows applied.
+		rl := flake.Relock{Workspace: newLock, Input: direct, Locked: attrs}
+		if rl.DepLock, rl.DepInputs, err = depFlake(ctx, req.Eval, store, to); err != nil {
+			return nil, nil, fmt.Errorf("%s at %s: %w", direct, short(r.Head), err)
+		}
+		if d := b.declared[direct]; d != nil {
+			rl.Overrides = d.Inputs
+			if rl.Overrides == nil {
+				rl.Overrides = map[string]*flake.DeclaredInput{}
+			}
+		}
+		got, err := rl.Apply()
+		if err == nil {
+			overrides = got.Overrides
+		}
+		if errors.Is(err, flake.ErrNeedsFetch) {
+			unmovable = append(unmovable, policy.Finding{
+				Rule: "lock-drift", Severity: policy.Deny,
+				Subject: policy.Subject{Kind: policy.KindInput, Name: direct},
+				Message: fmt.Sprintf("flake.lock cannot be re-locked here: %v", err),
+				Hint:    fmt.Sprintf("lock it where the network is reachable: nix flake lock --update-input %s, and commit the result with the gitlink", direct),
+			})
+			continue
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("re-lock %s: %w", direct, err)
+		}
+		move.Added, move.Removed = got.Added, got.Removed
+		p.Lock = append(p.Lock, move)
+		newLock = got.Lock
 	}
 	newLockBytes, err := newLock.Marshal()
 	if err != nil {
@@ -473,8 +537,12 @@ func build(ctx context.Context, req Request, b *base, u upgrade) (*Proposal, map
 	p.Build.Flake = "path:" + filepath.Join(req.Dir, p.ID)
 	input := directInput(baseLock, r.Inputs, p.Lock)
 	if len(p.Lock) == 1 && input != "" {
-		node := newLock.Nodes[p.Lock[0].Node]
-		ov := &flake.Overlay{Workspace: baseLock, WorkspaceLocked: wsLocked, WorkspaceOriginal: wsOriginal,
+		movedID, err := newLock.Resolve(newLock.Root, input)
+		if err != nil {
+			return nil, nil, err
+		}
+		node := newLock.Nodes[movedID]
+		ov := &flake.Overlay{Workspace: baseLock, Moved: newLock, Overrides: overrides, WorkspaceLocked: wsLocked, WorkspaceOriginal: wsOriginal,
 			Input: input, Locked: node.Locked, Original: originalFor(node.Locked)}
 		nix, lock, note := proposalFlake(p, ov, wsURL, lockNote)
 		files[FlakeFile] = nix
@@ -520,6 +588,54 @@ func directInput(l *flake.Lock, inputs []string, moves []LockMove) string {
 		}
 	}
 	return ""
+}
+
+// depFlake reads a moved input's flake.lock at its new revision and, when
+// ev can evaluate it, the inputs its flake.nix declares (nil otherwise:
+// the lock stands in for them).
+func depFlake(ctx context.Context, ev flake.Evaluator, store *gitrepo.Repo, rev plumbing.Hash) (*flake.Lock, []string, error) {
+	var lock *flake.Lock
+	b, err := store.ReadFile(rev, "flake.lock")
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, nil, fmt.Errorf("read its flake.lock: %w", err)
+	default:
+		if lock, err = flake.ParseLock(b); err != nil {
+			return nil, nil, fmt.Errorf("its flake.lock: %w", err)
+		}
+	}
+	if ev == nil {
+		return lock, nil, nil
+	}
+	nix, err := store.ReadFile(rev, "flake.nix")
+	if errors.Is(err, fs.ErrNotExist) {
+		return lock, []string{}, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("read its flake.nix: %w", err)
+	}
+	dir, err := os.MkdirTemp("", "lambda-check-flake-")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer os.RemoveAll(dir)
+	f := filepath.Join(dir, "flake.nix")
+	if err := os.WriteFile(f, nix, 0o644); err != nil {
+		return nil, nil, err
+	}
+	decl, e := flake.EvaluateInputs(ctx, ev, f, "")
+	if !e.Evaluated {
+		// Its inputs could not be read (it imports files of its own, say):
+		// the lock stands in for them.
+		return lock, nil, nil
+	}
+	names := make([]string, 0, len(decl))
+	for n := range decl {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return lock, names, nil
 }
 
 // relock computes the locked attributes of a node at rev, keeping the

@@ -14,6 +14,7 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 
 	"github.com/lambda-os/lambda-check/internal/artifact"
+	"github.com/lambda-os/lambda-check/internal/flake"
 	"github.com/lambda-os/lambda-check/internal/gitrepo"
 	"github.com/lambda-os/lambda-check/internal/gittest"
 	"github.com/lambda-os/lambda-check/internal/gittest/requires"
@@ -33,6 +34,7 @@ type fixture struct {
 	snap   *workspace.Snapshot
 	up     *upgrades.Upgrades
 	policy *policy.Config
+	eval   flake.Evaluator
 }
 
 func newFixture(t *testing.T, o gittest.Options) *fixture {
@@ -72,7 +74,7 @@ func (f *fixture) propose(t *testing.T) *Result {
 	res, err := Run(context.Background(), Request{
 		Snapshot: f.snap, Upgrades: f.up, Plan: &pl.Plan, Stores: filepath.Join(f.state, "remotes"),
 		Dir: filepath.Join(f.state, "proposals"), Policy: f.policy,
-		Author: gitrepo.Signature{Name: "lambda-check", Email: "lambda-check@localhost"}, Producer: producer,
+		Author: gitrepo.Signature{Name: "lambda-check", Email: "lambda-check@localhost"}, Producer: producer, Eval: f.eval,
 	})
 	assert.NilError(t, err)
 	return res
@@ -216,7 +218,12 @@ func TestProposalWithNix(t *testing.T) {
 	requires.Tool(t, "nix")
 	n, err := nixcli.Find(requires.NixEnv())
 	assert.NilError(t, err)
-	f := newFixture(t, gittest.DemoOptions())
+	// Chat's upstream also changes its flake's own inputs (takes
+	// logos-nix, drops logos-liblogos): re-locked as Nix does.
+	o := gittest.DemoOptions()
+	o.ChangedInputs = []string{"logos-chat-module"}
+	f := newFixture(t, o)
+	f.eval = n
 	res := f.propose(t)
 	ctx := context.Background()
 	dir := filepath.Join(f.state, "proposals")
@@ -273,7 +280,13 @@ func TestProposalWithNix(t *testing.T) {
 		return string(b)
 	}
 	head := f.ws.Repo("logos-chat-module").Head.String()
-	assert.Check(t, strings.HasPrefix(build("logos-chat-module"), "logos-chat-module "+head+"\n"))
+	// Its own inputs were re-locked from its new flake.lock: logos-nix
+	// taken, logos-liblogos dropped; and it evaluates and builds with them.
+	assert.DeepEqual(t, p.Lock[0].Added, []string{gittest.InfraRepo})
+	assert.DeepEqual(t, p.Lock[0].Removed, []string{"logos-liblogos"})
+	chatOut := build("logos-chat-module")
+	assert.Check(t, strings.HasPrefix(chatOut, "logos-chat-module "+head+"\n"))
+	assert.Check(t, is.Contains(chatOut, "-"+gittest.InfraRepo+"\n"))
 	ui := build("logos-chat-ui")
 	assert.Check(t, is.Contains(ui, "-logos-chat-module\n"))
 	_, err = n.Run(ctx, dir, "flake", "check", p.Build.Flake)
