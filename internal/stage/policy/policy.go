@@ -165,6 +165,7 @@ type Input struct {
 
 	usedNow    bool
 	rootInputs map[string][]string // node -> root inputs resolving to it
+	paths      map[string][]string // node -> shortest input path from the root
 	previous   map[string]IntegrityEntry
 }
 

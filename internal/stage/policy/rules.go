@@ -161,7 +161,7 @@ func (in *Input) inputSubject(node string) Subject {
 	}
 	// A transitive input: named by its path from the root, as
 	// --override-input and flake.nix overrides name it.
-	if p := lockPath(in.Lock, node); p != nil {
+	if p := in.lockPath(node); p != nil {
 		return Subject{Kind: KindInput, Name: strings.Join(p, "/")}
 	}
 	return Subject{Kind: KindInput, Name: node}
@@ -434,19 +434,17 @@ type followsOptions struct {
 	Shared []string `json:"shared"`
 }
 
-// lockPath returns the shortest input path from the root to a node, for
-// flake.nix override hints ("a/b" → a.inputs.b).
-func lockPath(l *flake.Lock, node string) []string {
-	type item struct {
-		id   string
-		path []string
-	}
-	seen := map[string]bool{l.Root: true}
-	queue := []item{{l.Root, nil}}
+// lockPaths returns, for every node the root reaches, the shortest input
+// path from the root to it (for flake.nix override hints: "a/b" is
+// a.inputs.b), in one breadth-first walk: input names sorted, so ties go
+// the same way every time.
+func lockPaths(l *flake.Lock) map[string][]string {
+	out := map[string][]string{l.Root: nil}
+	queue := []string{l.Root}
 	for len(queue) > 0 {
-		it := queue[0]
+		id := queue[0]
 		queue = queue[1:]
-		n := l.Nodes[it.id]
+		n := l.Nodes[id]
 		names := make([]string, 0, len(n.Inputs))
 		for k, ref := range n.Inputs {
 			if !ref.IsFollows() {
@@ -456,17 +454,23 @@ func lockPath(l *flake.Lock, node string) []string {
 		sort.Strings(names)
 		for _, k := range names {
 			to := n.Inputs[k].Node
-			p := append(append([]string{}, it.path...), k)
-			if to == node {
-				return p
+			if _, seen := out[to]; seen {
+				continue
 			}
-			if !seen[to] {
-				seen[to] = true
-				queue = append(queue, item{to, p})
-			}
+			out[to] = append(append([]string{}, out[id]...), k)
+			queue = append(queue, to)
 		}
 	}
-	return nil
+	return out
+}
+
+// lockPath is the shortest input path from the root to node, nil for the
+// root or a node it does not reach; computed once per lock.
+func (in *Input) lockPath(node string) []string {
+	if in.paths == nil {
+		in.paths = lockPaths(in.Lock)
+	}
+	return in.paths[node]
 }
 
 func checkFollows(_ context.Context, in *Input, opts any) ([]Finding, []string, error) {
@@ -502,7 +506,7 @@ func checkFollows(_ context.Context, in *Input, opts any) ([]Finding, []string, 
 			}
 			copies[got] = true
 			d := fmt.Sprintf("%s takes node %s%s", in.inputSubject(id).Name, got, revOf(l, got))
-			if p := lockPath(l, id); p != nil {
+			if p := in.lockPath(id); p != nil {
 				d += fmt.Sprintf(" (fix: %s.inputs.%s.follows = %q;)", strings.Join(p, ".inputs."), s, s)
 			}
 			details = append(details, d)
