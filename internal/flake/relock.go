@@ -74,38 +74,11 @@ func (r Relock) Apply() (*RelockResult, error) {
 	oldNode := ws.Nodes[rootRef.Node]
 
 	// The workspace as a graph, node for node.
-	byKey := map[string]*gnode{}
-	var conv func(key string, depth int) (*gnode, error)
-	conv = func(key string, depth int) (*gnode, error) {
-		if g, ok := byKey[key]; ok {
-			return g, nil
-		}
-		if depth > maxLockDepth {
-			return nil, fmt.Errorf("flake.lock nests deeper than %d nodes", maxLockDepth)
-		}
-		n, ok := ws.Nodes[key]
-		if !ok {
-			return nil, fmt.Errorf("flake.lock: no node %q", key)
-		}
-		g := &gnode{src: n, inputs: map[string]gref{}}
-		byKey[key] = g
-		for in, ref := range n.Inputs {
-			if ref.IsFollows() {
-				g.inputs[in] = gref{follows: ref.Follows}
-				continue
-			}
-			c, err := conv(ref.Node, depth+1)
-			if err != nil {
-				return nil, err
-			}
-			g.inputs[in] = gref{node: c}
-		}
-		return g, nil
-	}
-	root, err := conv(ws.Root, 0)
+	byKey, err := graphOf(ws)
 	if err != nil {
 		return nil, err
 	}
+	root := byKey[ws.Root]
 
 	overrides := r.Overrides
 	if overrides == nil {
@@ -288,4 +261,51 @@ func containsString(s []string, x string) bool {
 		}
 	}
 	return false
+}
+
+// Renamed returns the lock with every node named as Nix names them when it
+// writes the file (see dumpNix), for a lock put together by hand; nodes
+// the root does not reach are dropped.
+func (l *Lock) Renamed() (*Lock, error) {
+	byKey, err := graphOf(l)
+	if err != nil {
+		return nil, err
+	}
+	return dumpNix(byKey[l.Root], l.Version), nil
+}
+
+// graphOf turns a lock into its pointer graph, one gnode per node key.
+func graphOf(l *Lock) (map[string]*gnode, error) {
+	byKey := map[string]*gnode{}
+	var conv func(key string, depth int) (*gnode, error)
+	conv = func(key string, depth int) (*gnode, error) {
+		if g, ok := byKey[key]; ok {
+			return g, nil
+		}
+		if depth > maxLockDepth {
+			return nil, fmt.Errorf("flake.lock nests deeper than %d nodes", maxLockDepth)
+		}
+		n, ok := l.Nodes[key]
+		if !ok {
+			return nil, fmt.Errorf("flake.lock: no node %q", key)
+		}
+		g := &gnode{src: n, inputs: map[string]gref{}}
+		byKey[key] = g
+		for in, ref := range n.Inputs {
+			if ref.IsFollows() {
+				g.inputs[in] = gref{follows: ref.Follows}
+				continue
+			}
+			c, err := conv(ref.Node, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			g.inputs[in] = gref{node: c}
+		}
+		return g, nil
+	}
+	if _, err := conv(l.Root, 0); err != nil {
+		return nil, err
+	}
+	return byKey, nil
 }

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -63,12 +64,61 @@ type Options struct {
 	// System is the Nix system the flakes' packages are for. Default: this
 	// machine's.
 	System string
+	// GitHub makes the workspace spell its repositories as the real one
+	// does: .gitmodules URLs git@github.com:logos-co/<name>.git, flake
+	// inputs github:logos-co/<name> (locked as github inputs), while git
+	// itself fetches from the local remotes (submodule.<name>.url in
+	// .git/config and each submodule's remote.origin.url, as after a
+	// local override). Nix cannot lock such a workspace offline.
+	GitHub bool
+	// Nested maps a repository to other repositories it vendors as
+	// submodules of its own (vendor/<name>), left uninitialised as the
+	// workspace's tooling leaves them.
+	Nested map[string][]string
+	// InputNames maps a repository to a flake input name other than its
+	// directory's (the real counter_qml input of repos/counter_qml is
+	// named so, and repos/counter is another repository). Only for
+	// repositories no other one depends on.
+	InputNames map[string]string
+	// OwnLock maps a repository to one of its dependencies that the
+	// workspace does not make it follow: flake.lock then holds that
+	// dependency a second time, at an older revision.
+	OwnLock map[string]string
+	// MissingPin lists repositories whose gitlink (and lock entry) names a
+	// commit that neither the remote nor the checkout has; the nearest
+	// commit is checked out instead.
+	MissingPin []string
+	// MissingBlob lists repositories whose remote's head (give them Ahead)
+	// has a file whose blob is missing from every copy, as snapshots that
+	// leave large files out do.
+	MissingBlob []string
 	// ChangedInputs lists repositories whose upstream changes its flake's
 	// own inputs after the pin, as real Logos repositories do: one more
 	// commit on its remote makes its flake.nix take a new input,
 	// logos-nix (a remote of its own, no submodule), drop logos-liblogos,
 	// and commit the flake.lock Nix writes for that.
 	ChangedInputs []string
+}
+
+// RealisticOptions is a workspace with every structural feature the real
+// logos-workspace has that the demo's lacks: GitHub spellings with local
+// remotes in git's config, nested uninitialised copies, an input named
+// apart from its directory, a repository locked twice at two revisions,
+// a pin absent from every copy, an upstream blob missing, an upstream
+// flake whose own inputs changed, and one lock entry drifted.
+func RealisticOptions() Options {
+	return Options{
+		Modules:       10,
+		Ahead:         map[string]int{"logos-chat-module": 3, "logos-waku-module": 1, "logos-storage-module": 2, "logos-capability-module": 1},
+		Drift:         []string{"logos-wallet-module"},
+		GitHub:        true,
+		Nested:        map[string][]string{"logos-storage-module": {liblogo, sdk}},
+		InputNames:    map[string]string{"logos-irc-module": "irc_module"},
+		OwnLock:       map[string]string{"logos-capability-module": sdk},
+		MissingPin:    []string{"logos-blockchain-module"},
+		MissingBlob:   []string{"logos-waku-module"},
+		ChangedInputs: []string{"logos-chat-module"},
+	}
 }
 
 // InfraRepo is the tooling flake that ChangedInputs repositories start
@@ -87,15 +137,27 @@ type Repo struct {
 	// Override, Fork: how its flake input deviates (see Options).
 	Override bool
 	Fork     string
+	// Input is its flake input's name (its directory's name unless
+	// InputNames says otherwise).
+	Input string
 	// History is the branch's commits up to the pin, oldest first.
 	History []plumbing.Hash
 	Pin     plumbing.Hash // the gitlink
+	// Checkout is the commit checked out (the pin, unless MissingPin).
+	Checkout plumbing.Hash
+	// Nested are the repositories it vendors as uninitialised submodules.
+	Nested []string
+	// OwnLock is the dependency it locks itself (OwnLock).
+	OwnLock string
 	LockRev plumbing.Hash // the rev flake.lock records
 	Head    plumbing.Hash // the remote's branch head
 
-	signer   *sign.PrivateKey
-	tamper   bool
-	upstream []file // the files at Head
+	signer      *sign.PrivateKey
+	tamper      bool
+	upstream    []file // the files at Head
+	missingPin  bool
+	missingBlob bool
+	github      bool
 }
 
 // Workspace is a generated workspace.
@@ -141,8 +203,12 @@ func DemoOptions() Options {
 type file struct {
 	path string
 	mode filemode.FileMode
-	data string
+	data string // for a gitlink, the commit's hex
 }
+
+// missingFile is the file MissingBlob repositories gain upstream, whose
+// blob is never written (as snapshots that leave large files out).
+const missingFile = "assets/large.bin"
 
 // Generate writes a workspace under dir (which must be empty or absent):
 // dir/workspace is the superproject and dir/remotes holds the bare remotes.
@@ -214,6 +280,58 @@ func Generate(ctx context.Context, dir string, o Options) (*Workspace, error) {
 		}
 		byName[name].Fork = owner
 	}
+	for _, r := range ws.Repos {
+		r.Input, r.github = r.Name, o.GitHub
+	}
+	check := func(what string, names []string) error {
+		for _, n := range names {
+			if byName[n] == nil {
+				return fmt.Errorf("generate workspace: %s names unknown repository %q", what, n)
+			}
+		}
+		return nil
+	}
+	for parent, kids := range o.Nested {
+		if err := check("Nested", append([]string{parent}, kids...)); err != nil {
+			return nil, err
+		}
+		byName[parent].Nested = kids
+	}
+	for name, in := range o.InputNames {
+		if err := check("InputNames", []string{name}); err != nil {
+			return nil, err
+		}
+		for _, r := range ws.Repos {
+			if slices.Contains(r.Deps, name) {
+				return nil, fmt.Errorf("generate workspace: InputNames renames %q, which %s depends on", name, r.Name)
+			}
+		}
+		byName[name].Input = in
+	}
+	for name, dep := range o.OwnLock {
+		if err := check("OwnLock", []string{name, dep}); err != nil {
+			return nil, err
+		}
+		if !slices.Contains(byName[name].Deps, dep) {
+			return nil, fmt.Errorf("generate workspace: OwnLock: %s does not depend on %s", name, dep)
+		}
+		byName[name].OwnLock = dep
+	}
+	if err := check("MissingPin", o.MissingPin); err != nil {
+		return nil, err
+	}
+	for _, n := range o.MissingPin {
+		byName[n].missingPin = true
+	}
+	if err := check("MissingBlob", o.MissingBlob); err != nil {
+		return nil, err
+	}
+	for _, n := range o.MissingBlob {
+		if o.Ahead[n] == 0 {
+			return nil, fmt.Errorf("generate workspace: MissingBlob: %s needs commits ahead (Ahead) to carry it", n)
+		}
+		byName[n].missingBlob = true
+	}
 	for _, name := range o.BadSignature {
 		if byName[name] == nil || byName[name].Module == nil || o.SigningKey == nil {
 			return nil, fmt.Errorf("generate workspace: BadSignature needs a SigningKey and a module, not %q", name)
@@ -221,23 +339,35 @@ func Generate(ctx context.Context, dir string, o Options) (*Workspace, error) {
 		byName[name].tamper = true
 	}
 
-	// Remotes and module checkouts are independent: write them in parallel.
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(2 * runtime.GOMAXPROCS(0))
-	for i, r := range ws.Repos {
-		g.Go(func() error {
-			if err := gctx.Err(); err != nil {
-				return err
+	// Remotes and module checkouts are independent: write them in
+	// parallel; a repository vendoring others after them (its nested
+	// gitlinks are their pins).
+	for _, phase := range []bool{false, true} {
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(2 * runtime.GOMAXPROCS(0))
+		for i, r := range ws.Repos {
+			if (len(r.Nested) > 0) != phase {
+				continue
 			}
-			ct, files, err := writeRemote(ws, i, r, byName, o.Files, o.Ahead[r.Name], drift[r.Name])
-			if err != nil {
-				return fmt.Errorf("remote %s: %w", r.Name, err)
-			}
-			return writeCheckout(ws, r, ct, files)
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return nil, err
+			g.Go(func() error {
+				if err := gctx.Err(); err != nil {
+					return err
+				}
+				ct, files, err := writeRemote(ws, i, r, byName, o.Files, o.Ahead[r.Name], drift[r.Name])
+				if err != nil {
+					return fmt.Errorf("remote %s: %w", r.Name, err)
+				}
+				if r.missingPin {
+					if err := losePin(ws, r); err != nil {
+						return fmt.Errorf("remote %s: %w", r.Name, err)
+					}
+				}
+				return writeCheckout(ws, r, ct, files)
+			})
+		}
+		if err := g.Wait(); err != nil {
+			return nil, err
+		}
 	}
 	if len(o.ChangedInputs) > 0 {
 		infra, err := writeInfra(ws)
@@ -277,7 +407,7 @@ func writeRemote(ws *Workspace, idx int, r *Repo, byName map[string]*Repo, nfile
 	commit := func(n int, msg string, fs []file) (plumbing.Hash, *gitrepo.CacheTree, error) {
 		entries := make([]gitrepo.Entry, 0, len(fs))
 		for _, f := range fs {
-			h, err := repo.WriteBlob([]byte(f.data))
+			h, err := fileHash(repo, f, r.missingBlob && f.path == missingFile)
 			if err != nil {
 				return plumbing.ZeroHash, nil, err
 			}
@@ -305,13 +435,17 @@ func writeRemote(ws *Workspace, idx int, r *Repo, byName map[string]*Repo, nfile
 	}
 	pinCT = ct
 	r.History = []plumbing.Hash{h1, h2}
-	r.Pin, r.LockRev, r.Head = h2, h2, h2
+	r.Pin, r.LockRev, r.Head, r.Checkout = h2, h2, h2, h2
 	if drift {
 		r.LockRev = h1
 	}
 	upstream := files
 	for k := range ahead {
 		upstream = bump(upstream, r, fmt.Sprintf("0.2.%d", k), fmt.Sprintf("Upstream change %d", k+1))
+		if r.missingBlob && k == ahead-1 {
+			upstream = append(upstream, file{path: missingFile, mode: filemode.Regular, data: "a large file the snapshot left out of " + r.Name + "\n"})
+			sort.Slice(upstream, func(i, j int) bool { return upstream[i].path < upstream[j].path })
+		}
 		if r.Head, _, err = commit(2+k, fmt.Sprintf("Upstream change %d in %s", k+1, r.Name), upstream); err != nil {
 			return nil, nil, err
 		}
@@ -344,15 +478,16 @@ func writeCheckout(ws *Workspace, r *Repo, ct *gitrepo.CacheTree, files []file) 
 		return err
 	}
 	for _, ref := range []string{"refs/heads/" + r.Branch, "refs/remotes/origin/" + r.Branch} {
-		if err := repo.SetRef(ref, r.Pin); err != nil {
+		if err := repo.SetRef(ref, r.Checkout); err != nil {
 			return err
 		}
 	}
 	if err := repo.SetSymbolicRef("refs/remotes/origin/HEAD", "refs/remotes/origin/"+r.Branch); err != nil {
 		return err
 	}
-	// "git submodule update" leaves HEAD detached at the gitlink.
-	if err := repo.SetRef("HEAD", r.Pin); err != nil {
+	// "git submodule update" leaves HEAD detached at the gitlink (at the
+	// nearest commit when the gitlink's is nowhere to be had).
+	if err := repo.SetRef("HEAD", r.Checkout); err != nil {
 		return err
 	}
 	return repo.WriteIndex(entriesOf(repo, files), ct)
@@ -361,9 +496,50 @@ func writeCheckout(ws *Workspace, r *Repo, ct *gitrepo.CacheTree, files []file) 
 func entriesOf(repo *gitrepo.Repo, files []file) []gitrepo.Entry {
 	out := make([]gitrepo.Entry, len(files))
 	for i, f := range files {
-		out[i] = gitrepo.Entry{Path: f.path, Mode: f.mode, Hash: gitrepo.BlobHash([]byte(f.data))}
+		h := gitrepo.BlobHash([]byte(f.data))
+		if f.mode == filemode.Submodule {
+			h = plumbing.NewHash(f.data)
+		}
+		out[i] = gitrepo.Entry{Path: f.path, Mode: f.mode, Hash: h}
 	}
 	return out
+}
+
+// fileHash writes a file's blob (but not a missing one's) and returns its
+// hash; a gitlink is its commit.
+func fileHash(repo *gitrepo.Repo, f file, missing bool) (plumbing.Hash, error) {
+	switch {
+	case f.mode == filemode.Submodule:
+		return plumbing.NewHash(f.data), nil
+	case missing:
+		return gitrepo.BlobHash([]byte(f.data)), nil
+	}
+	return repo.WriteBlob([]byte(f.data))
+}
+
+// losePin makes the gitlink a commit on top of the pin that neither the
+// remote nor the checkout has (written to a repository of its own beside
+// the remotes, borrowing the remote's objects, so its lock entry can be
+// computed); the pin before it stays checked out.
+func losePin(ws *Workspace, r *Repo) error {
+	lost, err := gitrepo.Init(filepath.Join(filepath.Dir(ws.Remotes), "lost", r.Name+".git"), gitrepo.InitOptions{
+		Branch: r.Branch, Alternates: []string{filepath.Join(r.Remote, "objects")}})
+	if err != nil {
+		return err
+	}
+	tree, err := lost.TreeOf(r.Pin)
+	if err != nil {
+		return err
+	}
+	sig := Author
+	sig.When = r.commitTime(0, 30)
+	h, err := lost.WriteCommit(gitrepo.CommitSpec{Tree: tree, Parents: []plumbing.Hash{r.Pin}, Author: sig, Committer: sig, Message: "A commit that was never pushed\n"})
+	if err != nil {
+		return err
+	}
+	r.Checkout = r.Pin
+	r.Pin, r.LockRev = h, h
+	return nil
 }
 
 func writeFiles(root string, files []file, mtime time.Time) error {
@@ -373,6 +549,12 @@ func writeFiles(root string, files []file, mtime time.Time) error {
 			return err
 		}
 		switch f.mode {
+		case filemode.Submodule:
+			// An uninitialised submodule: an empty directory.
+			if err := os.MkdirAll(p, 0o755); err != nil {
+				return err
+			}
+			continue
 		case filemode.Symlink:
 			if err := os.Symlink(f.data, p); err != nil {
 				return err
@@ -477,7 +659,7 @@ func policyJSON(ws *Workspace) string {
 func gitmodules(ws *Workspace) string {
 	var b strings.Builder
 	for _, r := range ws.Repos {
-		fmt.Fprintf(&b, "[submodule %q]\n\tpath = %s\n\turl = %s\n", r.Path, r.Path, r.Remote)
+		fmt.Fprintf(&b, "[submodule %q]\n\tpath = %s\n\turl = %s\n", r.Path, r.Path, r.declaredURL())
 		if r.Branch != "master" {
 			fmt.Fprintf(&b, "\tbranch = %s\n", r.Branch)
 		}
@@ -489,18 +671,28 @@ func workspaceFlake(ws *Workspace) string {
 	var b strings.Builder
 	b.WriteString("{\n  description = \"Logos workspace (generated by lambda-check)\";\n\n  inputs = {\n")
 	for _, r := range ws.Repos {
-		fmt.Fprintf(&b, "    %s.url = %q;\n", r.Name, r.flakeURL())
+		fmt.Fprintf(&b, "    %s.url = %q;\n", r.Input, r.flakeURL())
 		for _, d := range r.Deps {
-			fmt.Fprintf(&b, "    %s.inputs.%s.follows = %q;\n", r.Name, d, d)
+			if d != r.OwnLock {
+				fmt.Fprintf(&b, "    %s.inputs.%s.follows = %q;\n", r.Input, d, d)
+			}
 		}
 	}
 	b.WriteString("  };\n\n  outputs = { self, ... }@inputs:\n    let system = \"" + ws.System + "\"; in {\n")
 	b.WriteString("      packages.${system} = {\n")
 	for _, r := range ws.Repos {
-		fmt.Fprintf(&b, "        %s = inputs.%s.packages.${system}.default;\n", r.Name, r.Name)
+		fmt.Fprintf(&b, "        %s = inputs.%s.packages.${system}.default;\n", r.Name, r.Input)
 	}
 	b.WriteString("      };\n    };\n}\n")
 	return b.String()
+}
+
+// declaredURL is the repository's url in .gitmodules.
+func (r *Repo) declaredURL() string {
+	if r.github {
+		return "git@github.com:logos-co/" + r.Name + ".git"
+	}
+	return r.Remote
 }
 
 // flakeURL is the URL the workspace flake declares for the repository.
@@ -510,6 +702,10 @@ func (r *Repo) flakeURL() string {
 		return "path:./" + r.Path
 	case r.Fork != "":
 		return "github:" + r.Fork + "/" + r.Name
+	case r.github && r.Branch != "master":
+		return "github:logos-co/" + r.Name + "/" + r.Branch
+	case r.github:
+		return "github:logos-co/" + r.Name
 	}
 	return r.URL
 }
@@ -521,7 +717,12 @@ func workspaceLock(ws *Workspace) (*flake.Lock, error) {
 	root := &flake.Node{Inputs: map[string]flake.InputRef{}}
 	lock.Nodes["root"] = root
 	for _, r := range ws.Repos {
-		remote, err := gitrepo.OpenBare(r.Remote)
+		dir := r.Remote
+		if r.missingPin {
+			// The lost commit's objects are only beside the remotes.
+			dir = filepath.Join(filepath.Dir(ws.Remotes), "lost", r.Name+".git")
+		}
+		remote, err := gitrepo.OpenBare(dir)
 		if err != nil {
 			return nil, err
 		}
@@ -534,6 +735,14 @@ func workspaceLock(ws *Workspace) (*flake.Lock, error) {
 			orig["ref"] = r.Branch
 		}
 		switch {
+		case r.github && !r.Override && r.Fork == "":
+			if locked, err = flake.LockGitHub(remote, r.LockRev, "logos-co", r.Name); err != nil {
+				return nil, err
+			}
+			orig = flake.Attrs{"owner": "logos-co", "repo": r.Name, "type": "github"}
+			if r.Branch != "master" {
+				orig["ref"] = r.Branch
+			}
 		case r.Override:
 			// What "nix flake lock --override-input x path:./repos/x"
 			// records: the absolute path and the tree's hash.
@@ -557,10 +766,27 @@ func workspaceLock(ws *Workspace) (*flake.Lock, error) {
 				n.Inputs[d] = flake.InputRef{Follows: []string{d}}
 			}
 		}
-		lock.Nodes[r.Name] = n
-		root.Inputs[r.Name] = flake.InputRef{Node: r.Name}
+		if d := r.OwnLock; d != "" {
+			// Locked by its own flake: the dependency again, at its first
+			// commit, as the module's flake names it.
+			dr := ws.Repo(d)
+			dremote, err := gitrepo.OpenBare(dr.Remote)
+			if err != nil {
+				return nil, err
+			}
+			dl, err := flake.LockGitHub(dremote, dr.History[0], "logos-co", dr.Name)
+			if err != nil {
+				return nil, err
+			}
+			key := r.Input + "/" + d
+			lock.Nodes[key] = &flake.Node{Locked: dl, Original: flake.Attrs{"owner": "logos-co", "repo": dr.Name, "type": "github"}}
+			n.Inputs[d] = flake.InputRef{Node: key}
+		}
+		lock.Nodes[r.Input] = n
+		root.Inputs[r.Input] = flake.InputRef{Node: r.Input}
 	}
-	return lock, nil
+	// Named as Nix names the nodes when it writes the file.
+	return lock.Renamed()
 }
 
 func bump(files []file, r *Repo, version, change string) []file {
@@ -624,7 +850,16 @@ func repoFiles(ws *Workspace, r *Repo, byName map[string]*Repo, n int) []file {
 		{"tests/fixtures/sample.bin", filemode.Regular, "fixture data for " + r.Name + "\n"},
 	}
 	if r.Module != nil {
-		files = append(files, file{"metadata.json", filemode.Regular, r.metadataJSON(r.Module)})
+		files = append(files, file{path: "metadata.json", mode: filemode.Regular, data: r.metadataJSON(r.Module)})
+	}
+	if len(r.Nested) > 0 {
+		var gm strings.Builder
+		for _, n := range r.Nested {
+			k := byName[n]
+			fmt.Fprintf(&gm, "[submodule %q]\n\tpath = vendor/%s\n\turl = %s\n", "vendor/"+n, n, k.declaredURL())
+			files = append(files, file{path: "vendor/" + n, mode: filemode.Submodule, data: k.Pin.String()})
+		}
+		files = append(files, file{path: ".gitmodules", mode: filemode.Regular, data: gm.String()})
 	}
 	for i := 0; len(files) < n; i++ {
 		switch i % 3 {
@@ -766,11 +1001,10 @@ func changeInputs(ws *Workspace, r *Repo, byName map[string]*Repo, infra plumbin
 
 	var entries []gitrepo.Entry
 	for _, f := range r.upstream {
-		data := []byte(f.data)
 		if f.path == "flake.nix" {
-			data = []byte(b.String())
+			f.data = b.String()
 		}
-		h, err := repo.WriteBlob(data)
+		h, err := fileHash(repo, f, r.missingBlob && f.path == missingFile)
 		if err != nil {
 			return err
 		}

@@ -266,3 +266,36 @@ func treeState(t *testing.T, dir string) string {
 	assert.NilError(t, err)
 	return b.String()
 }
+
+// Remotes that git reaches over SSH without an agent or a key fail for
+// one cause: one problem naming every repository, with the fix, before any
+// connection is tried.
+func TestNoSSHCredentialsOnce(t *testing.T) {
+	t.Parallel()
+	requires.Tool(t, "git")
+	o := gittest.RealisticOptions()
+	ws, err := gittest.Generate(context.Background(), t.TempDir(), o)
+	assert.NilError(t, err)
+	// As on a host where .gitmodules' SSH URLs are what git uses (git
+	// submodule sync copied them back).
+	for _, r := range ws.Repos {
+		git(t, filepath.Join(ws.Root, r.Path), "remote", "set-url", "origin", "git@github.com:logos-co/"+r.Name+".git")
+	}
+	home := t.TempDir()
+	assert.NilError(t, os.MkdirAll(filepath.Join(home, ".ssh"), 0o700))
+	assert.NilError(t, os.WriteFile(filepath.Join(home, ".ssh", "known_hosts"), []byte("github.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n"), 0o600))
+	ssh := gitrepo.DefaultSSH(func(k string) string { return map[string]string{"HOME": home}[k] })
+	res, err := Run(context.Background(), Request{Snapshot: snap(t, ws.Root), Store: t.TempDir(), SSH: &ssh, Timeout: 10 * time.Second})
+	assert.NilError(t, err)
+	var ssh1 *Problem
+	for i, p := range res.Upgrades.Problems {
+		if p.Cause == gitrepo.ErrNoSSHCredentials.Error() {
+			ssh1 = &res.Upgrades.Problems[i]
+		}
+	}
+	assert.Assert(t, ssh1 != nil, "%+v", res.Upgrades.Problems)
+	// Every repository with a gitlink: the one whose pin is lost fails the
+	// same way, as it never gets to the remote either.
+	assert.Equal(t, len(ssh1.Repos), len(ws.Repos))
+	assert.Assert(t, strings.Contains(ssh1.Hint, "ssh-agent") && strings.Contains(ssh1.Hint, "insteadOf"), ssh1.Hint)
+}
