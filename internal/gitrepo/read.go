@@ -26,7 +26,7 @@ var ErrMissingObject = errors.New("not in the local repository")
 // objErr marks an object the store lacks as ErrMissingObject.
 func objErr(err error) error {
 	if errors.Is(err, plumbing.ErrObjectNotFound) && !errors.Is(err, ErrMissingObject) {
-		return fmt.Errorf("%w (%w)", ErrMissingObject, err)
+		return ErrMissingObject
 	}
 	return err
 }

@@ -220,7 +220,7 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 // skipReason says in the operator's words why an upgrade was not proposed.
 func skipReason(err error) string {
 	if errors.Is(err, gitrepo.ErrMissingObject) {
-		return "the new revision's history lacks objects in the local copies (" + err.Error() + "): fetch the repository again (lambda-check upgrades) or propose it by hand"
+		return "objects of the new revision are missing from every local copy (" + err.Error() + "): fetch the repository again (lambda-check upgrades fetches what the remote has), or upgrade it by hand"
 	}
 	return err.Error()
 }
