@@ -176,14 +176,14 @@ func (r *Repo) Status(ctx context.Context, opts StatusOptions) (*Status, error) 
 func (r *Repo) staged(idx *Index, head Head) ([]FileChange, error) {
 	var headFiles map[string]object.TreeEntry
 	if !head.Hash.IsZero() {
-		c, err := object.GetCommit(r.Storage(), head.Hash)
+		tree, err := r.CommitTreeOf(head.Hash)
 		if err != nil {
 			return nil, fmt.Errorf("read HEAD commit %s in %q: %w: %w", head.Hash, r.GitDir, ErrCorrupt, err)
 		}
-		if idx.RootTree == c.TreeHash {
+		if idx.RootTree == tree {
 			return nil, nil
 		}
-		if headFiles, err = headTreeFiles(r.Storage(), c.TreeHash); err != nil {
+		if headFiles, err = headTreeFiles(r.Storage(), tree); err != nil {
 			return nil, fmt.Errorf("%q: %w", r.GitDir, err)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/go-git/go-git/v5/plumbing"
 	"gotest.tools/v3/assert"
 
 	"github.com/lambda-os/lambda-check/internal/gitrepo"
@@ -173,3 +174,44 @@ func TestSSHCredentials(t *testing.T) {
 }
 
 func errorsAs(err error, target any) bool { return errors.As(err, target) }
+
+// CommitTreeOf reads the tree of loose and packed commits (and through
+// alternates) as git does.
+func TestCommitTreeOf(t *testing.T) {
+	requires.Tool(t, "git")
+	t.Parallel()
+	dir := t.TempDir()
+	env := gitEnv(filepath.Join(dir, "home"))
+	w := filepath.Join(dir, "w")
+	gitIn(t, env, dir, "init", "-q", "-b", "master", w)
+	var commits []string
+	for i := range 30 {
+		assert.NilError(t, os.WriteFile(filepath.Join(w, "f"), []byte(strings.Repeat("x", i+1)), 0o644))
+		gitIn(t, env, w, "add", "f")
+		gitIn(t, env, w, "commit", "-q", "-m", "c")
+		commits = append(commits, gitIn(t, env, w, "rev-parse", "HEAD"))
+	}
+	check := func(repo string) {
+		t.Helper()
+		r, err := gitrepo.Open(repo)
+		assert.NilError(t, err)
+		for _, c := range commits {
+			got, err := r.CommitTreeOf(plumbingHash(c))
+			assert.NilError(t, err)
+			assert.Equal(t, got.String(), gitIn(t, env, repo, "rev-parse", c+"^{tree}"))
+		}
+	}
+	check(w) // loose
+	gitIn(t, env, w, "gc", "-q", "--aggressive")
+	check(w) // packed (and perhaps deltified: the fallback)
+	// Borrowed through alternates.
+	b := filepath.Join(dir, "b")
+	gitIn(t, env, dir, "clone", "-q", "--shared", w, b)
+	check(b)
+	r, err := gitrepo.Open(b)
+	assert.NilError(t, err)
+	_, err = r.CommitTreeOf(plumbingHash(strings.Repeat("ab", 20)))
+	assert.ErrorIs(t, err, gitrepo.ErrMissingObject)
+}
+
+func plumbingHash(s string) plumbing.Hash { return plumbing.NewHash(s) }
