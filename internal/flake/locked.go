@@ -66,7 +66,12 @@ func treeOf(r *gitrepo.Repo, rev plumbing.Hash, inputType string) (gitrepo.Commi
 	if err != nil {
 		return gitrepo.CommitInfo{}, "", err
 	}
-	ci, err := r.Commit(rev)
+	// Only git inputs record revCount: a github input's history is not
+	// walked.
+	ci, err := r.CommitTime(rev)
+	if inputType == "git" && err == nil {
+		ci, err = r.Commit(rev)
+	}
 	if err != nil {
 		return gitrepo.CommitInfo{}, "", err
 	}

@@ -39,15 +39,24 @@ type CommitInfo struct {
 
 // Commit reads a commit and counts its history.
 func (r *Repo) Commit(rev plumbing.Hash) (CommitInfo, error) {
+	ci, err := r.CommitTime(rev)
+	if err != nil {
+		return CommitInfo{}, err
+	}
+	if ci.RevCount, err = r.RevCount(rev); err != nil {
+		return CommitInfo{}, err
+	}
+	return ci, nil
+}
+
+// CommitTime reads a commit's tree and committer time, without counting
+// its history (RevCount is left 0): what github inputs and patches need.
+func (r *Repo) CommitTime(rev plumbing.Hash) (CommitInfo, error) {
 	c, err := object.GetCommit(r.Storage(), rev)
 	if err != nil {
 		return CommitInfo{}, fmt.Errorf("read commit %s in %q: %w", rev, r.GitDir, objErr(err))
 	}
-	n, err := r.RevCount(rev)
-	if err != nil {
-		return CommitInfo{}, err
-	}
-	return CommitInfo{Tree: c.TreeHash, LastModified: c.Committer.When.Unix(), RevCount: n}, nil
+	return CommitInfo{Tree: c.TreeHash, LastModified: c.Committer.When.Unix()}, nil
 }
 
 // RevCount counts the commits reachable from rev (git rev-list --count).

@@ -132,9 +132,14 @@ func FormatPatch(ch *Change, author Signature, message, trailer string) ([]byte,
 		b.WriteString(body + "\n")
 	}
 	b.WriteString("---\n")
-	stat(&b, ch)
+	// Each file's diff is computed once, for the stat and the patch.
+	diffs := make([][]fdiff.Chunk, len(ch.Files))
+	for i, f := range ch.Files {
+		diffs[i] = chunks(f)
+	}
+	stat(&b, ch, diffs)
 	b.WriteString("\n")
-	if err := fdiff.NewUnifiedEncoder(&b, fdiff.DefaultContextLines).Encode(patch{ch}); err != nil {
+	if err := fdiff.NewUnifiedEncoder(&b, fdiff.DefaultContextLines).Encode(patch{ch, diffs}); err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(&b, "-- \n%s\n\n", trailer)
@@ -142,22 +147,22 @@ func FormatPatch(ch *Change, author Signature, message, trailer string) ([]byte,
 }
 
 // stat writes the diffstat git format-patch puts before the diff.
-func stat(b *bytes.Buffer, ch *Change) {
+func stat(b *bytes.Buffer, ch *Change, diffs [][]fdiff.Chunk) {
 	width := 0
 	for _, f := range ch.Files {
 		width = max(width, len(f.Path))
 	}
 	ins, del := 0, 0
-	for _, f := range ch.Files {
-		a, d := counts(f)
+	for i, f := range ch.Files {
+		a, d := counts(diffs[i])
 		ins, del = ins+a, del+d
 		fmt.Fprintf(b, " %-*s | %d %s%s\n", width, f.Path, a+d, strings.Repeat("+", a), strings.Repeat("-", d))
 	}
 	fmt.Fprintf(b, " %d files changed, %d insertions(+), %d deletions(-)\n", len(ch.Files), ins, del)
 }
 
-func counts(f FileEdit) (add, del int) {
-	for _, c := range chunks(f) {
+func counts(diff []fdiff.Chunk) (add, del int) {
+	for _, c := range diff {
 		n := strings.Count(c.Content(), "\n")
 		switch c.Type() {
 		case fdiff.Add:
@@ -170,24 +175,30 @@ func counts(f FileEdit) (add, del int) {
 }
 
 // The diff.Patch interfaces of go-git's unified encoder, over a Change.
-type patch struct{ ch *Change }
+type patch struct {
+	ch    *Change
+	diffs [][]fdiff.Chunk
+}
 
 func (p patch) Message() string { return "" }
 func (p patch) FilePatches() []fdiff.FilePatch {
 	out := make([]fdiff.FilePatch, len(p.ch.Files))
 	for i, f := range p.ch.Files {
-		out[i] = filePatch{f}
+		out[i] = filePatch{f, p.diffs[i]}
 	}
 	return out
 }
 
-type filePatch struct{ f FileEdit }
+type filePatch struct {
+	f     FileEdit
+	chunk []fdiff.Chunk
+}
 
 func (fp filePatch) IsBinary() bool { return false }
 func (fp filePatch) Files() (fdiff.File, fdiff.File) {
 	return file{fp.f.Path, fp.f.OldMode, fp.f.OldHash}, file{fp.f.Path, fp.f.NewMode, fp.f.NewHash}
 }
-func (fp filePatch) Chunks() []fdiff.Chunk { return chunks(fp.f) }
+func (fp filePatch) Chunks() []fdiff.Chunk { return fp.chunk }
 
 type file struct {
 	path string

@@ -2,6 +2,8 @@ package gitrepo
 
 import (
 	"bufio"
+	"bytes"
+	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -235,71 +237,145 @@ func (r *Repo) ResolveRef(name string) (plumbing.Hash, error) {
 // Compare counts the commits reachable from a but not b, and from b but not
 // a (git rev-list --left-right --count a...b).
 func (r *Repo) Compare(a, b plumbing.Hash) (onlyA, onlyB int, err error) {
-	ra, err := r.reachable(a)
+	w, err := r.sides(a, b)
 	if err != nil {
 		return 0, 0, err
 	}
-	rb, err := r.reachable(b)
-	if err != nil {
-		return 0, 0, err
-	}
-	for h := range ra {
-		if _, ok := rb[h]; !ok {
+	for _, f := range w.flags {
+		switch f {
+		case sideA:
 			onlyA++
-		}
-	}
-	for h := range rb {
-		if _, ok := ra[h]; !ok {
+		case sideB:
 			onlyB++
 		}
 	}
 	return onlyA, onlyB, nil
 }
 
-func (r *Repo) reachable(start plumbing.Hash) (map[plumbing.Hash]struct{}, error) {
-	seen := map[plumbing.Hash]struct{}{start: {}}
-	queue := []plumbing.Hash{start}
-	for len(queue) > 0 {
-		h := queue[len(queue)-1]
-		queue = queue[:len(queue)-1]
+const (
+	sideA = 1 << iota
+	sideB
+	sideBoth = sideA | sideB
+)
+
+// walked is what a two-sided history walk saw: each commit's sides and the
+// commits read.
+type walked struct {
+	flags   map[plumbing.Hash]uint8
+	commits map[plumbing.Hash]*object.Commit
+}
+
+// slop is how many commits past the point where only common history is
+// left the walk goes on, against committer clocks that went backwards
+// (git's rev-list uses the same margin).
+const slop = 5
+
+// sides walks the histories of a and b newest first (by committer time),
+// marking each commit with the sides it is reachable from, and stops once
+// only commits reachable from both are left (plus slop): the history
+// behind the merge base is never read, as git rev-list a...b does.
+func (r *Repo) sides(a, b plumbing.Hash) (*walked, error) {
+	w := &walked{flags: map[plumbing.Hash]uint8{}, commits: map[plumbing.Hash]*object.Commit{}}
+	get := func(h plumbing.Hash) (*object.Commit, error) {
+		if c, ok := w.commits[h]; ok {
+			return c, nil
+		}
 		c, err := object.GetCommit(r.Storage(), h)
 		if err != nil {
-			return nil, fmt.Errorf("read commit %s in %q: %w", h, r.GitDir, err)
+			return nil, fmt.Errorf("read commit %s in %q: %w", h, r.GitDir, objErr(err))
 		}
+		w.commits[h] = c
+		return c, nil
+	}
+	q := &commitQueue{}
+	push := func(h plumbing.Hash, f uint8) error {
+		old := w.flags[h]
+		if old|f == old {
+			return nil
+		}
+		w.flags[h] = old | f
+		c, err := get(h)
+		if err != nil {
+			return err
+		}
+		heap.Push(q, queued{h, c.Committer.When.Unix(), w})
+		return nil
+	}
+	if err := push(a, sideA); err != nil {
+		return nil, err
+	}
+	if err := push(b, sideB); err != nil {
+		return nil, err
+	}
+	left := slop
+	for q.Len() > 0 {
+		if q.allBoth() {
+			if left == 0 {
+				break
+			}
+			left--
+		}
+		it := heap.Pop(q).(queued)
+		c := w.commits[it.h]
 		for _, p := range c.ParentHashes {
-			if _, ok := seen[p]; !ok {
-				seen[p] = struct{}{}
-				queue = append(queue, p)
+			if err := push(p, w.flags[it.h]); err != nil {
+				return nil, err
 			}
 		}
 	}
-	return seen, nil
+	return w, nil
+}
+
+type queued struct {
+	h    plumbing.Hash
+	time int64
+	w    *walked
+}
+
+// commitQueue is a max-heap of commits by committer time (ties by id, so
+// the walk is the same every time).
+type commitQueue []queued
+
+func (q commitQueue) Len() int { return len(q) }
+func (q commitQueue) Less(i, j int) bool {
+	if q[i].time != q[j].time {
+		return q[i].time > q[j].time
+	}
+	return bytes.Compare(q[i].h[:], q[j].h[:]) < 0
+}
+func (q commitQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *commitQueue) Push(x any)   { *q = append(*q, x.(queued)) }
+func (q *commitQueue) Pop() any {
+	old := *q
+	it := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return it
+}
+
+func (q commitQueue) allBoth() bool {
+	for _, it := range q {
+		if it.w.flags[it.h] != sideBoth {
+			return false
+		}
+	}
+	return true
 }
 
 // Log returns the commits reachable from to but not from from, newest
 // first (by committer time, then id), as git log from..to lists them.
 func (r *Repo) Log(from, to plumbing.Hash) ([]CommitSummary, error) {
-	exclude, err := r.reachable(from)
+	w, err := r.sides(from, to)
 	if err != nil {
 		return nil, err
 	}
 	var out []CommitSummary
-	seen := map[plumbing.Hash]bool{}
-	queue := []plumbing.Hash{to}
-	for len(queue) > 0 {
-		h := queue[len(queue)-1]
-		queue = queue[:len(queue)-1]
-		if _, ok := exclude[h]; ok || seen[h] {
+	for h, f := range w.flags {
+		if f != sideB {
 			continue
 		}
-		seen[h] = true
-		c, err := object.GetCommit(r.Storage(), h)
-		if err != nil {
-			return nil, fmt.Errorf("read commit %s in %q: %w", h, r.GitDir, err)
-		}
+		c := w.commits[h]
 		subject, _, _ := strings.Cut(strings.TrimSpace(c.Message), "\n")
 		out = append(out, CommitSummary{Hash: h.String(), Author: c.Author.Name, Time: c.Committer.When.Unix(), Subject: subject})
-		queue = append(queue, c.ParentHashes...)
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Time != out[j].Time {

@@ -105,8 +105,8 @@ func findGitDir(worktree string) (string, error) {
 // Storage returns the repository's object and reference store, opened once.
 func (r *Repo) Storage() *filesystem.Storage {
 	r.once.Do(func() {
-		r.storage = filesystem.NewStorageWithOptions(osfs.New(r.GitDir), cache.NewObjectLRU(4*cache.MiByte), filesystem.Options{
-			AlternatesFS: osfs.New("/"),
+		r.storage = filesystem.NewStorageWithOptions(idxFS{osfs.New(r.GitDir)}, cache.NewObjectLRU(4*cache.MiByte), filesystem.Options{
+			AlternatesFS: idxFS{osfs.New("/")},
 		})
 	})
 	return r.storage

@@ -162,7 +162,7 @@ func (r *Repo) Status(ctx context.Context, opts StatusOptions) (*Status, error) 
 	if err != nil {
 		return nil, err
 	}
-	if err := w.walk(ctx, "", nil, append(base, info...)); err != nil {
+	if err := w.walk(ctx, "", nil, append(base, info...), nil); err != nil {
 		return nil, err
 	}
 	st.Untracked = w.out
@@ -347,7 +347,27 @@ type walker struct {
 	out         []Untracked
 }
 
-func (w *walker) walk(ctx context.Context, rel string, parts []string, patterns []gitignore.Pattern) error {
+// lazyIgnore is whether a tracked directory (or one of its ancestors) is
+// ignored, decided only when an untracked entry below it needs to know:
+// most trees have none, and matching every directory against every
+// pattern was a quarter of a snapshot.
+type lazyIgnore struct {
+	parent    *lazyIgnore
+	check     func() bool
+	done, val bool
+}
+
+func (l *lazyIgnore) ignored() bool {
+	if l == nil {
+		return false
+	}
+	if !l.done {
+		l.val, l.done = l.parent.ignored() || l.check(), true
+	}
+	return l.val
+}
+
+func (w *walker) walk(ctx context.Context, rel string, parts []string, patterns []gitignore.Pattern, anc *lazyIgnore) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -401,20 +421,27 @@ func (w *walker) walk(ctx context.Context, rel string, parts []string, patterns 
 		t := de.Type()
 		switch {
 		case t.IsDir():
-			if m.Match(cparts, true) {
+			if _, ok := w.trackedDirs[p]; ok {
+				// Its tracked files stay tracked even if it is ignored:
+				// whether it is matters only to untracked entries in it.
+				child := &lazyIgnore{parent: anc, check: func() bool { return m.Match(cparts, true) }}
+				if err := w.walk(ctx, p, cparts, patterns, child); err != nil {
+					return err
+				}
 				continue
 			}
-			if _, ok := w.trackedDirs[p]; !ok {
-				if _, err := os.Lstat(childAbs + "/.git"); err == nil {
-					w.out = append(w.out, Untracked{Path: p + "/", Type: UntrackedRepository})
-					continue
-				}
+			if anc.ignored() || m.Match(cparts, true) {
+				continue
 			}
-			if err := w.walk(ctx, p, cparts, patterns); err != nil {
+			if _, err := os.Lstat(childAbs + "/.git"); err == nil {
+				w.out = append(w.out, Untracked{Path: p + "/", Type: UntrackedRepository})
+				continue
+			}
+			if err := w.walk(ctx, p, cparts, patterns, anc); err != nil {
 				return err
 			}
 		case t.IsRegular(), t&fs.ModeSymlink != 0:
-			if m.Match(cparts, false) {
+			if anc.ignored() || m.Match(cparts, false) {
 				continue
 			}
 			u, err := hashUntracked(childAbs, p, t&fs.ModeSymlink != 0)

@@ -2,9 +2,11 @@ package gitrepo_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -215,3 +217,65 @@ func TestCommitTreeOf(t *testing.T) {
 }
 
 func plumbingHash(s string) plumbing.Hash { return plumbing.NewHash(s) }
+
+// Compare and Log agree with git rev-list on histories with branches and
+// merges, walking only what lies above the merge base.
+func TestCompareAsGit(t *testing.T) {
+	requires.Tool(t, "git")
+	t.Parallel()
+	dir := t.TempDir()
+	env := gitEnv(filepath.Join(dir, "home"))
+	w := filepath.Join(dir, "w")
+	gitIn(t, env, dir, "init", "-q", "-b", "master", w)
+	n := 0
+	commit := func(file string) string {
+		n++
+		assert.NilError(t, os.WriteFile(filepath.Join(w, file), []byte(strconv.Itoa(n)), 0o644))
+		gitIn(t, env, w, "add", file)
+		date := fmt.Sprintf("2026-01-01T00:%02d:%02dZ", n/60, n%60)
+		cmd := exec.Command("git", "-C", w, "commit", "-q", "-m", "c"+strconv.Itoa(n))
+		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@t", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@t",
+			"GIT_COMMITTER_DATE="+date, "GIT_AUTHOR_DATE="+date, "HOME="+env["HOME"], "GIT_CONFIG_NOSYSTEM=1")
+		out, err := cmd.CombinedOutput()
+		assert.NilError(t, err, string(out))
+		return gitIn(t, env, w, "rev-parse", "HEAD")
+	}
+	var all []string
+	for range 40 {
+		all = append(all, commit("m"))
+	}
+	gitIn(t, env, w, "checkout", "-q", "-b", "side", all[20])
+	for range 15 {
+		all = append(all, commit("s"))
+	}
+	gitIn(t, env, w, "checkout", "-q", "master")
+	for range 5 {
+		all = append(all, commit("m"))
+	}
+	n++
+	date := fmt.Sprintf("2026-01-01T00:%02d:%02dZ", n/60, n%60)
+	gitIn(t, map[string]string{"HOME": env["HOME"], "GIT_CONFIG_NOSYSTEM": "1", "GIT_COMMITTER_DATE": date, "GIT_AUTHOR_DATE": date},
+		w, "merge", "-q", "--no-ff", "-m", "merge", "side")
+	all = append(all, gitIn(t, env, w, "rev-parse", "HEAD"))
+	for range 5 {
+		all = append(all, commit("m"))
+	}
+	gitIn(t, env, w, "gc", "-q")
+	r, err := gitrepo.Open(w)
+	assert.NilError(t, err)
+	pairs := [][2]int{{0, len(all) - 1}, {30, 50}, {45, 59}, {39, 54}, {len(all) - 1, 10}, {20, 20}}
+	for _, p := range pairs {
+		a, b := all[p[0]], all[p[1]]
+		oa, ob, err := r.Compare(plumbingHash(a), plumbingHash(b))
+		assert.NilError(t, err)
+		assert.Equal(t, fmt.Sprintf("%d\t%d", oa, ob), gitIn(t, env, w, "rev-list", "--left-right", "--count", a+"..."+b), "%v", p)
+		log, err := r.Log(plumbingHash(a), plumbingHash(b))
+		assert.NilError(t, err)
+		var got []string
+		for _, c := range log {
+			got = append(got, c.Hash)
+		}
+		want := gitIn(t, env, w, "log", "--format=%H", a+".."+b)
+		assert.Equal(t, strings.Join(got, "\n"), want, "%v", p)
+	}
+}

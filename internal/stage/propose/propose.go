@@ -21,6 +21,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -98,6 +99,10 @@ type Proposal struct {
 	// the proposal not approvable.
 	Findings   []policy.Finding `json:"findings"`
 	Approvable bool             `json:"approvable"`
+	// Recipe digests everything besides the id's inputs that the proposal
+	// was made from (producer, policy, plan level, how Nix was reached): a
+	// later run with the same recipe reuses it without rebuilding.
+	Recipe string `json:"recipe,omitempty"`
 }
 
 // Base is the workspace state a proposal applies to.
@@ -179,11 +184,8 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 	if up.Base.Head != snap.Superproject.Head || up.Base.FlakeLock != snap.FlakeLock.Digest {
 		return nil, ErrBaseMoved
 	}
-	b, err := readBase(ctx, snap, req)
-	if err != nil {
-		return nil, err
-	}
-
+	// The base is read only when a proposal has to be built.
+	var b *base
 	var res Result
 	for _, u := range ordered(up, req.Plan) {
 		if err := ctx.Err(); err != nil {
@@ -196,9 +198,24 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 			res.Outcomes = append(res.Outcomes, o)
 			continue
 		}
+		recipe := recipeOf(req, u)
+		if p := reusable(req, KindUpgrade, u, snap, recipe); p != nil {
+			o.ID, o.Approvable, o.Findings = p.ID, p.Approvable, len(p.Findings)
+			res.Outcomes = append(res.Outcomes, o)
+			continue
+		}
+		if b == nil {
+			var err error
+			if b, err = readBase(ctx, snap, req); err != nil {
+				return nil, err
+			}
+		}
 		p, files, err := build(ctx, req, b, u)
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		if p != nil {
+			p.Recipe = recipe
 		}
 		if err != nil {
 			// One upgrade that cannot be proposed (missing objects, a tree
@@ -215,6 +232,29 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 		res.Outcomes = append(res.Outcomes, o)
 	}
 	return &res, nil
+}
+
+// recipeOf digests what a proposal depends on besides its id's inputs.
+func recipeOf(req Request, u upgrade) string {
+	pol, _ := json.Marshal(req.Policy)
+	sum := sha256.Sum256([]byte(strings.Join([]string{
+		req.Producer.Name, req.Producer.Version, string(pol), req.WorkspaceURL,
+		fmt.Sprint(req.Eval != nil), fmt.Sprint(u.level), req.Author.Name, req.Author.Email,
+		strings.Join(u.repo.Inputs, ","), u.repo.Branch,
+	}, "\x00")))
+	return hex.EncodeToString(sum[:])
+}
+
+// reusable returns the proposal already written for this upgrade from this
+// base with the same recipe (its files checked against their digests), or
+// nil.
+func reusable(req Request, kind string, u upgrade, snap *workspace.Snapshot, recipe string) *Proposal {
+	id := ID(kind, u.repo.Path, u.repo.Pin, u.repo.Head, snap.Superproject.Head, snap.FlakeLock.Digest)
+	p, err := Load(req.Dir, id)
+	if err != nil || p.Recipe != recipe {
+		return nil
+	}
+	return p
 }
 
 // skipReason says in the operator's words why an upgrade was not proposed.
@@ -510,7 +550,7 @@ func build(ctx context.Context, req Request, b *base, u upgrade) (*Proposal, map
 
 	// The patch.
 	author := req.Author
-	ci, err := store.Commit(to)
+	ci, err := store.CommitTime(to)
 	if err != nil {
 		return nil, nil, err
 	}
