@@ -15,6 +15,9 @@ import (
 
 // HasCommit reports whether the repository holds the commit rev.
 func (r *Repo) HasCommit(rev plumbing.Hash) bool {
+	if typ, _, ok := r.objects().read(rev); ok {
+		return typ == objCommit
+	}
 	_, err := object.GetCommit(r.Storage(), rev)
 	return err == nil
 }

@@ -16,7 +16,6 @@ import (
 	git "github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/storage/memory"
 )
@@ -262,7 +261,7 @@ const (
 // commits read.
 type walked struct {
 	flags   map[plumbing.Hash]uint8
-	commits map[plumbing.Hash]*object.Commit
+	commits map[plumbing.Hash]*commitData
 }
 
 // slop is how many commits past the point where only common history is
@@ -275,14 +274,14 @@ const slop = 5
 // only commits reachable from both are left (plus slop): the history
 // behind the merge base is never read, as git rev-list a...b does.
 func (r *Repo) sides(a, b plumbing.Hash) (*walked, error) {
-	w := &walked{flags: map[plumbing.Hash]uint8{}, commits: map[plumbing.Hash]*object.Commit{}}
-	get := func(h plumbing.Hash) (*object.Commit, error) {
+	w := &walked{flags: map[plumbing.Hash]uint8{}, commits: map[plumbing.Hash]*commitData{}}
+	get := func(h plumbing.Hash) (*commitData, error) {
 		if c, ok := w.commits[h]; ok {
 			return c, nil
 		}
-		c, err := object.GetCommit(r.Storage(), h)
+		c, err := r.readCommit(h)
 		if err != nil {
-			return nil, fmt.Errorf("read commit %s in %q: %w", h, r.GitDir, objErr(err))
+			return nil, err
 		}
 		w.commits[h] = c
 		return c, nil
@@ -298,7 +297,7 @@ func (r *Repo) sides(a, b plumbing.Hash) (*walked, error) {
 		if err != nil {
 			return err
 		}
-		heap.Push(q, queued{h, c.Committer.When.Unix(), w})
+		heap.Push(q, queued{h, c.Time, w})
 		return nil
 	}
 	if err := push(a, sideA); err != nil {
@@ -317,7 +316,7 @@ func (r *Repo) sides(a, b plumbing.Hash) (*walked, error) {
 		}
 		it := heap.Pop(q).(queued)
 		c := w.commits[it.h]
-		for _, p := range c.ParentHashes {
+		for _, p := range c.Parents {
 			if err := push(p, w.flags[it.h]); err != nil {
 				return nil, err
 			}
@@ -374,8 +373,7 @@ func (r *Repo) Log(from, to plumbing.Hash) ([]CommitSummary, error) {
 			continue
 		}
 		c := w.commits[h]
-		subject, _, _ := strings.Cut(strings.TrimSpace(c.Message), "\n")
-		out = append(out, CommitSummary{Hash: h.String(), Author: c.Author.Name, Time: c.Committer.When.Unix(), Subject: subject})
+		out = append(out, CommitSummary{Hash: h.String(), Author: c.Author, Time: c.Time, Subject: c.Subject})
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Time != out[j].Time {

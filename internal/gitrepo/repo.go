@@ -39,8 +39,11 @@ type Repo struct {
 
 	once    sync.Once
 	storage *filesystem.Storage
-	cfg     *config.Config
-	cfgErr  error
+	// The small object reader's pack indexes (commitread.go).
+	odbOnce  sync.Once
+	odbCache *odb
+	cfg      *config.Config
+	cfgErr   error
 }
 
 // Open opens the repository whose work tree is dir. dir/.git may be a
