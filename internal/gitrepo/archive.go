@@ -108,12 +108,12 @@ type archiver struct {
 }
 
 func (a *archiver) tree(h plumbing.Hash, parts []string, rules []attrRule) error {
-	t, err := object.GetTree(a.r.Storage(), h)
+	entries, err := a.r.treeEntries(h)
 	if err != nil {
-		return fmt.Errorf("read tree %s: %w", h, objErr(err))
+		return err
 	}
 	if a.opts.ExportIgnore {
-		for _, e := range t.Entries {
+		for _, e := range entries {
 			if e.Name == ".gitattributes" && e.Mode.IsFile() {
 				rs, err := a.attributes(e.Hash, parts)
 				if err != nil {
@@ -124,7 +124,7 @@ func (a *archiver) tree(h plumbing.Hash, parts []string, rules []attrRule) error
 		}
 	}
 	// NAR orders entries bytewise by name; git orders directories as name+"/".
-	ents := append([]object.TreeEntry(nil), t.Entries...)
+	ents := append([]object.TreeEntry(nil), entries...)
 	sort.Slice(ents, func(i, j int) bool { return ents[i].Name < ents[j].Name })
 	a.nw.StartDir()
 	for _, e := range ents {
@@ -149,15 +149,11 @@ func (a *archiver) tree(h plumbing.Hash, parts []string, rules []attrRule) error
 			}
 			a.nw.Symlink(string(b))
 		case filemode.Regular, filemode.Executable, filemode.Deprecated:
-			blob, err := object.GetBlob(a.r.Storage(), e.Hash)
+			rd, size, err := a.r.blobReader(e.Hash)
 			if err != nil {
-				return fmt.Errorf("read blob %s (%s): %w", e.Hash, strings.Join(cparts, "/"), objErr(err))
+				return fmt.Errorf("read blob %s (%s): %w", e.Hash, strings.Join(cparts, "/"), err)
 			}
-			rd, err := blob.Reader()
-			if err != nil {
-				return err
-			}
-			a.nw.File(e.Mode == filemode.Executable, blob.Size, rd)
+			a.nw.File(e.Mode == filemode.Executable, size, rd)
 			rd.Close()
 		default:
 			return fmt.Errorf("%s: unsupported tree entry mode %o", strings.Join(cparts, "/"), e.Mode)
@@ -171,13 +167,9 @@ func (a *archiver) tree(h plumbing.Hash, parts []string, rules []attrRule) error
 }
 
 func (a *archiver) blob(h plumbing.Hash) ([]byte, error) {
-	b, err := object.GetBlob(a.r.Storage(), h)
+	rd, _, err := a.r.blobReader(h)
 	if err != nil {
-		return nil, fmt.Errorf("read blob %s: %w", h, objErr(err))
-	}
-	rd, err := b.Reader()
-	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("read blob %s: %w", h, err)
 	}
 	defer rd.Close()
 	return io.ReadAll(rd)

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 )
 
@@ -414,4 +415,60 @@ func (r *Repo) CommitTreeOf(h plumbing.Hash) (plumbing.Hash, error) {
 		return plumbing.ZeroHash, err
 	}
 	return c.Tree, nil
+}
+
+// treeEntries reads a tree through the small reader, else go-git.
+func (r *Repo) treeEntries(h plumbing.Hash) ([]object.TreeEntry, error) {
+	if typ, b, ok := r.objects().read(h); ok && typ == objTree {
+		if ents, ok := parseTree(b); ok {
+			return ents, nil
+		}
+	}
+	t, err := object.GetTree(r.Storage(), h)
+	if err != nil {
+		return nil, fmt.Errorf("read tree %s: %w", h, objErr(err))
+	}
+	return t.Entries, nil
+}
+
+// parseTree reads a tree object's entries ("<mode> <name>\0<hash>").
+func parseTree(b []byte) ([]object.TreeEntry, bool) {
+	var out []object.TreeEntry
+	for len(b) > 0 {
+		sp := bytes.IndexByte(b, ' ')
+		if sp < 0 {
+			return nil, false
+		}
+		mode, err := filemode.New(string(b[:sp]))
+		if err != nil {
+			return nil, false
+		}
+		b = b[sp+1:]
+		nul := bytes.IndexByte(b, 0)
+		if nul < 0 || len(b) < nul+21 {
+			return nil, false
+		}
+		e := object.TreeEntry{Name: string(b[:nul]), Mode: mode}
+		copy(e.Hash[:], b[nul+1:nul+21])
+		out = append(out, e)
+		b = b[nul+21:]
+	}
+	return out, true
+}
+
+// blobReader opens a blob through the small reader, else go-git (which
+// streams large ones).
+func (r *Repo) blobReader(h plumbing.Hash) (io.ReadCloser, int64, error) {
+	if typ, b, ok := r.objects().read(h); ok && typ == objBlob {
+		return io.NopCloser(bytes.NewReader(b)), int64(len(b)), nil
+	}
+	blob, err := object.GetBlob(r.Storage(), h)
+	if err != nil {
+		return nil, 0, objErr(err)
+	}
+	rd, err := blob.Reader()
+	if err != nil {
+		return nil, 0, err
+	}
+	return rd, blob.Size, nil
 }
