@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -214,6 +215,7 @@ const maxLockDepth = 256
 func dumpNix(root *gnode, version int) *Lock {
 	out := &Lock{Version: version, Nodes: map[string]*Node{}}
 	keys := map[string]bool{}
+	next := map[string]int{} // the next suffix to try for a taken key
 	named := map[*gnode]string{}
 	var dump func(key string, g *gnode) string
 	dump = func(key string, g *gnode) string {
@@ -221,9 +223,10 @@ func dumpNix(root *gnode, version int) *Lock {
 			return k
 		}
 		if keys[key] {
-			for i := 2; ; i++ {
-				if k := fmt.Sprintf("%s_%d", key, i); !keys[k] {
-					key = k
+			base := key
+			for i := max(next[base], 2); ; i++ {
+				if k := base + "_" + strconv.Itoa(i); !keys[k] {
+					key, next[base] = k, i+1
 					break
 				}
 			}

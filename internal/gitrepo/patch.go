@@ -218,6 +218,39 @@ type chunk struct {
 func (c chunk) Content() string       { return c.content }
 func (c chunk) Type() fdiff.Operation { return c.op }
 
+// maxDiffLines bounds the changed middle of a file that is diffed line by
+// line (Myers' diff is quadratic in the differences); a larger one is shown
+// as replaced whole, which git applies the same.
+const maxDiffLines = 4000
+
+// lineDiff diffs old and new by lines: the common first and last lines
+// kept, the middle diffed when it is small enough, else replaced whole.
+func lineDiff(old, new string) []diffmatchpatch.Diff {
+	ol, nl := strings.SplitAfter(old, "\n"), strings.SplitAfter(new, "\n")
+	p := 0
+	for p < len(ol) && p < len(nl) && ol[p] == nl[p] {
+		p++
+	}
+	q := 0
+	for q < len(ol)-p && q < len(nl)-p && ol[len(ol)-1-q] == nl[len(nl)-1-q] {
+		q++
+	}
+	if len(ol)+len(nl)-2*(p+q) <= maxDiffLines {
+		return diff.Do(old, new)
+	}
+	var out []diffmatchpatch.Diff
+	add := func(t diffmatchpatch.Operation, lines []string) {
+		if s := strings.Join(lines, ""); s != "" {
+			out = append(out, diffmatchpatch.Diff{Type: t, Text: s})
+		}
+	}
+	add(diffmatchpatch.DiffEqual, ol[:p])
+	add(diffmatchpatch.DiffDelete, ol[p:len(ol)-q])
+	add(diffmatchpatch.DiffInsert, nl[p:len(nl)-q])
+	add(diffmatchpatch.DiffEqual, ol[len(ol)-q:])
+	return out
+}
+
 // chunks is the line diff of a file edit; a gitlink reads as git shows it,
 // "Subproject commit <hash>".
 func chunks(f FileEdit) []fdiff.Chunk {
@@ -229,7 +262,7 @@ func chunks(f FileEdit) []fdiff.Chunk {
 		new = "Subproject commit " + f.NewHash.String() + "\n"
 	}
 	var out []fdiff.Chunk
-	for _, d := range diff.Do(old, new) {
+	for _, d := range lineDiff(old, new) {
 		op := fdiff.Equal
 		switch d.Type {
 		case diffmatchpatch.DiffInsert:
