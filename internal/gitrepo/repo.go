@@ -21,6 +21,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/format/config"
 	"github.com/go-git/go-git/v5/storage/filesystem"
+	"github.com/go-git/go-git/v5/storage/memory"
 )
 
 // ErrNotRepository reports a directory that is not a git work tree.
@@ -39,6 +40,8 @@ type Repo struct {
 
 	once    sync.Once
 	storage *filesystem.Storage
+	// pending collects written objects for PackWrites.
+	pending *memory.Storage
 	// The small object reader's pack indexes (commitread.go).
 	odbOnce  sync.Once
 	odbCache *odb

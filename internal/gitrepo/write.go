@@ -9,7 +9,10 @@ import (
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/format/config"
+	"github.com/go-git/go-git/v5/plumbing/format/packfile"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/storer"
+	"github.com/go-git/go-git/v5/storage/memory"
 )
 
 // InitOptions describes a new repository.
@@ -102,9 +105,54 @@ func Init(gitdir string, opts InitOptions) (*Repo, error) {
 	return r, nil
 }
 
+// objectsTo is where writes go: the repository, or the pending pack.
+func (r *Repo) objectsTo() storer.EncodedObjectStorer {
+	if r.pending != nil {
+		return r.pending
+	}
+	return r.Storage()
+}
+
+// PackWrites makes the objects f writes (WriteBlob, WriteTrees,
+// WriteCommit) go into one new pack with its index, deltas included, as
+// real repositories hold their history, instead of loose files. Nothing f
+// writes can be read back until it returns.
+func (r *Repo) PackWrites(f func() error) error {
+	r.pending = memory.NewStorage()
+	err := f()
+	mem := r.pending
+	r.pending = nil
+	if err != nil {
+		return err
+	}
+	var hashes []plumbing.Hash
+	iter, err := mem.IterEncodedObjects(plumbing.AnyObject)
+	if err != nil {
+		return err
+	}
+	if err := iter.ForEach(func(o plumbing.EncodedObject) error {
+		hashes = append(hashes, o.Hash())
+		return nil
+	}); err != nil {
+		return err
+	}
+	if len(hashes) == 0 {
+		return nil
+	}
+	w, err := r.Storage().PackfileWriter()
+	if err != nil {
+		return err
+	}
+	if _, err := packfile.NewEncoder(w, mem, false).Encode(hashes, 10); err != nil {
+		w.Close()
+		return fmt.Errorf("write pack in %q: %w", r.GitDir, err)
+	}
+	return w.Close()
+}
+
 // WriteBlob stores data as a blob.
 func (r *Repo) WriteBlob(data []byte) (plumbing.Hash, error) {
-	s := r.Storage()
+	s := r.objectsTo()
 	obj := s.NewEncodedObject()
 	obj.SetType(plumbing.BlobObject)
 	obj.SetSize(int64(len(data)))
@@ -139,7 +187,7 @@ type CommitSpec struct {
 
 // WriteCommit stores a commit object.
 func (r *Repo) WriteCommit(c CommitSpec) (plumbing.Hash, error) {
-	s := r.Storage()
+	s := r.objectsTo()
 	co := &object.Commit{
 		Author:       object.Signature(c.Author),
 		Committer:    object.Signature(c.Committer),
@@ -156,7 +204,7 @@ func (r *Repo) WriteCommit(c CommitSpec) (plumbing.Hash, error) {
 
 // WriteTrees writes the trees for entries into this repository.
 func (r *Repo) WriteTrees(entries []Entry) (plumbing.Hash, *CacheTree, error) {
-	return WriteTrees(r.Storage(), entries)
+	return WriteTrees(r.objectsTo(), entries)
 }
 
 // SetRef points a full ref name at h.

@@ -64,6 +64,10 @@ type Options struct {
 	// System is the Nix system the flakes' packages are for. Default: this
 	// machine's.
 	System string
+	// Commits is how many commits of history each repository has before
+	// its first generated one, written as one pack with deltas (as real
+	// repositories hold theirs): for benchmarks on real-sized histories.
+	Commits int
 	// GitHub makes the workspace spell its repositories as the real one
 	// does: .gitmodules URLs git@github.com:logos-co/<name>.git, flake
 	// inputs github:logos-co/<name> (locked as github inputs), while git
@@ -353,7 +357,7 @@ func Generate(ctx context.Context, dir string, o Options) (*Workspace, error) {
 				if err := gctx.Err(); err != nil {
 					return err
 				}
-				ct, files, err := writeRemote(ws, i, r, byName, o.Files, o.Ahead[r.Name], drift[r.Name])
+				ct, files, err := writeRemote(ws, i, r, byName, o.Files, o.Ahead[r.Name], drift[r.Name], o.Commits)
 				if err != nil {
 					return fmt.Errorf("remote %s: %w", r.Name, err)
 				}
@@ -396,13 +400,18 @@ func (r *Repo) commitTime(idx, n int) time.Time {
 
 // writeRemote creates the bare remote with the history up to the pin plus
 // ahead commits, and returns the pin's cache tree and files.
-func writeRemote(ws *Workspace, idx int, r *Repo, byName map[string]*Repo, nfiles, ahead int, drift bool) (*gitrepo.CacheTree, []file, error) {
+func writeRemote(ws *Workspace, idx int, r *Repo, byName map[string]*Repo, nfiles, ahead int, drift bool, history int) (*gitrepo.CacheTree, []file, error) {
 	repo, err := gitrepo.Init(r.Remote, gitrepo.InitOptions{Branch: r.Branch})
 	if err != nil {
 		return nil, nil, err
 	}
 	files := repoFiles(ws, r, byName, nfiles)
 	var parent []plumbing.Hash
+	if history > 0 {
+		if parent, err = writeHistory(repo, r, idx, files, history); err != nil {
+			return nil, nil, err
+		}
+	}
 	var pinCT *gitrepo.CacheTree
 	commit := func(n int, msg string, fs []file) (plumbing.Hash, *gitrepo.CacheTree, error) {
 		entries := make([]gitrepo.Entry, 0, len(fs))
@@ -1028,4 +1037,54 @@ func changeInputs(ws *Workspace, r *Repo, byName map[string]*Repo, infra plumbin
 	}
 	r.Head = h
 	return repo.SetRef("refs/heads/"+r.Branch, h)
+}
+
+// writeHistory writes n commits that each change one source file, packed,
+// and returns the last as the parent of what follows.
+func writeHistory(repo *gitrepo.Repo, r *Repo, idx int, files []file, n int) ([]plumbing.Hash, error) {
+	var parent []plumbing.Hash
+	err := repo.PackWrites(func() error {
+		hashes := map[string]plumbing.Hash{}
+		for _, f := range files {
+			h, err := fileHash(repo, f, false)
+			if err != nil {
+				return err
+			}
+			hashes[f.path] = h
+		}
+		var srcs []string
+		for _, f := range files {
+			if strings.HasPrefix(f.path, "src/") {
+				srcs = append(srcs, f.path)
+			}
+		}
+		if len(srcs) == 0 {
+			srcs = []string{"README.md"}
+		}
+		for i := range n {
+			p := srcs[i%len(srcs)]
+			h, err := repo.WriteBlob([]byte(fmt.Sprintf("// %s, revision %d of its history\n%s", p, i, strings.Repeat("int unchanged_line();\n", 40))))
+			if err != nil {
+				return err
+			}
+			hashes[p] = h
+			entries := make([]gitrepo.Entry, 0, len(files))
+			for _, f := range files {
+				entries = append(entries, gitrepo.Entry{Path: f.path, Mode: f.mode, Hash: hashes[f.path]})
+			}
+			tree, _, err := repo.WriteTrees(entries)
+			if err != nil {
+				return err
+			}
+			sig := Author
+			sig.When = Epoch.Add(-time.Duration(n-i) * time.Hour).Add(time.Duration(idx) * time.Second)
+			c, err := repo.WriteCommit(gitrepo.CommitSpec{Tree: tree, Parents: parent, Author: sig, Committer: sig, Message: fmt.Sprintf("History %d of %s\n", i, r.Name)})
+			if err != nil {
+				return err
+			}
+			parent = []plumbing.Hash{c}
+		}
+		return nil
+	})
+	return parent, err
 }
