@@ -29,6 +29,15 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "generate" {
+		// A child: the workspaces are generated in a process of their own,
+		// so the harness stays small (see peakFloor).
+		if err := generate(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "lambda-check-bench: generate:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	testbed := flag.String("testbed", "", "the directory ../shared/testbed/make-realws.sh wrote (holding logos-workspace/); also measured when given")
 	previous := flag.String("previous", "", "a git revision of lambda-check to build and measure as the previous version")
 	runs := flag.Int("runs", 9, "runs per measurement (fewer for one that takes over 5 s)")
@@ -114,27 +123,27 @@ func run(testbed, previous string, runs, modules, commits, big int, only string)
 		add(workload, "propose (nothing new)", lc("propose"), nil, "", nil)
 		add(workload, "cycle (no runtime)", lc("cycle", "--skip", "verify"), nil, "", nil)
 	}
-	ctx := context.Background()
+	floor := measure([]string{"/bin/sh", "-c", "exit 0"}, 3, nil).rss
 	if want("kit") {
 		logf("generating a workspace of %d repositories with %d commits of packed history each", modules+2, commits)
-		ws, err := gittest.Generate(ctx, filepath.Join(tmp, "kit"), gittest.Options{Modules: modules, Commits: commits,
-			Ahead: map[string]int{"logos-chat-module": 3, "logos-waku-module": 1, "logos-storage-module": 2}})
-		if err != nil {
+		dir := filepath.Join(tmp, "kit")
+		if err := spawnGenerate(dir, modules, commits, 0); err != nil {
 			return err
 		}
-		stages(fmt.Sprintf("kit, %d repos × %d commits", modules+2, commits), ws.Root)
+		stages(fmt.Sprintf("kit, %d repos × %d commits", modules+2, commits), filepath.Join(dir, "workspace"))
 	}
 	if want("big") && big > 0 {
 		logf("generating a workspace of %d submodules", big)
-		ws, err := gittest.Generate(ctx, filepath.Join(tmp, "big"), gittest.Options{Modules: big - 2, Files: 12})
-		if err != nil {
+		dir := filepath.Join(tmp, "big")
+		if err := spawnGenerate(dir, big-2, 0, 12); err != nil {
 			return err
 		}
+		ws := filepath.Join(dir, "workspace")
 		w := fmt.Sprintf("kit, %d submodules", big)
 		sd := filepath.Join(tmp, "state-big")
-		add(w, "snapshot", []string{cur, "snapshot", "-w", ws.Root, "--state-dir", sd},
-			[]string{"git", "-C", ws.Root, "status", "--porcelain=v2", "--ignore-submodules=none", "--untracked-files=all"}, "git status", nil)
-		add(w, "policy --no-eval", []string{cur, "policy", "--no-eval", "-w", ws.Root, "--state-dir", sd}, nil, "", nil)
+		add(w, "snapshot", []string{cur, "snapshot", "-w", ws, "--state-dir", sd},
+			[]string{"git", "-C", ws, "status", "--porcelain=v2", "--ignore-submodules=none", "--untracked-files=all"}, "git status", nil)
+		add(w, "policy --no-eval", []string{cur, "policy", "--no-eval", "-w", ws, "--state-dir", sd}, nil, "", nil)
 	}
 	if testbed != "" && want("testbed") {
 		dst := filepath.Join(tmp, "testbed")
@@ -153,7 +162,38 @@ func run(testbed, previous string, runs, modules, commits, big int, only string)
 	for _, r := range rows {
 		fmt.Println("| " + strings.Join(r, " | ") + " |")
 	}
+	fmt.Printf("\nPeak RSS is the process's ru_maxrss, which on Linux counts the harness's own %.1f MiB at the fork as a floor (a shell that exits at once measures that).\n", float64(floor)/1024)
 	return nil
+}
+
+// spawnGenerate generates a workspace in a child process.
+func spawnGenerate(dir string, modules, commits, files int) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	c := exec.Command(self, "generate", dir, fmt.Sprint(modules), fmt.Sprint(commits), fmt.Sprint(files))
+	c.Stdout, c.Stderr = os.Stderr, os.Stderr
+	return c.Run()
+}
+
+// generate is the child: DIR MODULES COMMITS FILES.
+func generate(args []string) error {
+	if len(args) != 4 {
+		return fmt.Errorf("usage: generate DIR MODULES COMMITS FILES")
+	}
+	var n [3]int
+	for i := range n {
+		if _, err := fmt.Sscan(args[i+1], &n[i]); err != nil {
+			return err
+		}
+	}
+	o := gittest.Options{Modules: n[0], Commits: n[1], Files: n[2]}
+	if n[0] >= 10 {
+		o.Ahead = map[string]int{"logos-chat-module": 3, "logos-waku-module": 1, "logos-storage-module": 2}
+	}
+	_, err := gittest.Generate(context.Background(), args[0], o)
+	return err
 }
 
 // measure runs cmd (after prep) up to runs times, stopping after 3 when a
