@@ -101,7 +101,15 @@ func run(testbed, previous string, runs, modules, commits, big int, only string)
 			row = append(row, "", "")
 		}
 		if prev != "" {
-			pc := append([]string{prev}, cmd[1:]...)
+			// The previous version keeps a state dir of its own: its
+			// artifacts must not feed the current version's stages.
+			pc := []string{prev}
+			for _, a := range cmd[1:] {
+				if strings.HasPrefix(a, tmp) && strings.Contains(filepath.Base(a), "state-") {
+					a += "-prev"
+				}
+				pc = append(pc, a)
+			}
 			p := measure(pc, runs, prep)
 			row = append(row, fmtRes(p), ratio(p, r))
 		} else {
@@ -117,9 +125,12 @@ func run(testbed, previous string, runs, modules, commits, big int, only string)
 		lc := func(args ...string) []string { return append(append([]string{cur}, args...), g...) }
 		add(workload, "snapshot", lc("snapshot"), []string{"git", "-C", ws, "status", "--porcelain=v2", "--ignore-submodules=none", "--untracked-files=all"}, "git status", nil)
 		add(workload, "policy --no-eval", lc("policy", "--no-eval"), nil, "", nil)
-		add(workload, "upgrades", lc("upgrades"), lsRemotes(ws), "git ls-remote ×N", nil)
+		add(workload, "upgrades", lc("upgrades"), lsRemotes(ws), "git ls-remote ×N (refs only, no history compared)", nil)
 		add(workload, "plan", lc("plan"), nil, "", nil)
-		add(workload, "propose (all new)", lc("propose"), nil, "", func() { os.RemoveAll(filepath.Join(sd, "proposals")) })
+		add(workload, "propose (all new)", lc("propose"), nil, "", func() {
+			os.RemoveAll(filepath.Join(sd, "proposals"))
+			os.RemoveAll(filepath.Join(sd+"-prev", "proposals"))
+		})
 		add(workload, "propose (nothing new)", lc("propose"), nil, "", nil)
 		add(workload, "cycle (no runtime)", lc("cycle", "--skip", "verify"), nil, "", nil)
 	}

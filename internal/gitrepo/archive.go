@@ -52,11 +52,11 @@ func (r *Repo) Commit(rev plumbing.Hash) (CommitInfo, error) {
 // CommitTime reads a commit's tree and committer time, without counting
 // its history (RevCount is left 0): what github inputs and patches need.
 func (r *Repo) CommitTime(rev plumbing.Hash) (CommitInfo, error) {
-	c, err := object.GetCommit(r.Storage(), rev)
+	c, err := r.readCommit(rev)
 	if err != nil {
-		return CommitInfo{}, fmt.Errorf("read commit %s in %q: %w", rev, r.GitDir, objErr(err))
+		return CommitInfo{}, err
 	}
-	return CommitInfo{Tree: c.TreeHash, LastModified: c.Committer.When.Unix()}, nil
+	return CommitInfo{Tree: c.Tree, LastModified: c.Time}, nil
 }
 
 // RevCount counts the commits reachable from rev (git rev-list --count).
@@ -66,11 +66,11 @@ func (r *Repo) RevCount(rev plumbing.Hash) (int, error) {
 	for len(queue) > 0 {
 		h := queue[len(queue)-1]
 		queue = queue[:len(queue)-1]
-		c, err := object.GetCommit(r.Storage(), h)
+		c, err := r.readCommit(h)
 		if err != nil {
-			return 0, fmt.Errorf("read commit %s in %q: %w", h, r.GitDir, objErr(err))
+			return 0, err
 		}
-		for _, p := range c.ParentHashes {
+		for _, p := range c.Parents {
 			if _, ok := seen[p]; !ok {
 				seen[p] = struct{}{}
 				queue = append(queue, p)
@@ -84,13 +84,13 @@ func (r *Repo) RevCount(rev plumbing.Hash) (int, error) {
 // opts: regular and executable files, symlinks, directories, and each
 // submodule (gitlink) as an empty directory.
 func (r *Repo) NarHash(rev plumbing.Hash, opts ArchiveOptions) (string, error) {
-	c, err := object.GetCommit(r.Storage(), rev)
+	c, err := r.readCommit(rev)
 	if err != nil {
-		return "", fmt.Errorf("read commit %s in %q: %w", rev, r.GitDir, objErr(err))
+		return "", err
 	}
 	hs := nar.NewHasher()
 	a := archiver{r: r, opts: opts, nw: hs.Writer}
-	if err := a.tree(c.TreeHash, nil, nil); err != nil {
+	if err := a.tree(c.Tree, nil, nil); err != nil {
 		return "", err
 	}
 	return hs.SRI()
