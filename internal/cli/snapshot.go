@@ -117,7 +117,7 @@ func snapshotLocked(rt *Runtime, sd *statedir.Dir, out string) (*written, error)
 		par = 4 * runtime.GOMAXPROCS(0)
 	}
 	res, err := snapshot.Run(rt.Ctx, snapshot.Request{
-		Workspace: ws, Exclude: excl, Parallelism: par,
+		Workspace: ws, Exclude: excl, Parallelism: par, StatCache: sd.File("stat-cache"),
 		UserExcludesFile: userExcludesFile(rt.Env.Getenv),
 	})
 	if err != nil {

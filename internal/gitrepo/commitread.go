@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
@@ -49,13 +51,22 @@ type packIndex struct {
 }
 
 type odb struct {
-	dirs  []string
-	packs []*packIndex
+	dirs      []string
+	packsOnce sync.Once
+	packs     []*packIndex
 }
 
 func (r *Repo) objects() *odb {
 	r.odbOnce.Do(func() {
-		o := &odb{dirs: objectDirs(filepath.Join(r.GitDir, "objects"))}
+		r.odbCache = &odb{dirs: objectDirs(filepath.Join(r.GitDir, "objects"))}
+	})
+	return r.odbCache
+}
+
+// packIndexes reads the pack indexes, once, when a lookup first needs
+// them (an object found loose needs none).
+func (o *odb) packIndexes() []*packIndex {
+	o.packsOnce.Do(func() {
 		for _, dir := range o.dirs {
 			ents, err := os.ReadDir(filepath.Join(dir, "pack"))
 			if err != nil {
@@ -66,7 +77,7 @@ func (r *Repo) objects() *odb {
 					continue
 				}
 				p := filepath.Join(dir, "pack", e.Name())
-				b, err := os.ReadFile(p)
+				b, err := mapFile(p)
 				if err != nil || len(b) < 8+256*4 || !bytes.Equal(b[:4], []byte{0xff, 't', 'O', 'c'}) || binary.BigEndian.Uint32(b[4:8]) != 2 {
 					continue // an index this reader does not read: go-git will
 				}
@@ -77,9 +88,31 @@ func (r *Repo) objects() *odb {
 				o.packs = append(o.packs, &packIndex{pack: strings.TrimSuffix(p, ".idx") + ".pack", idx: b, n: n})
 			}
 		}
-		r.odbCache = o
 	})
-	return r.odbCache
+	return o.packs
+}
+
+// mapFile maps a file read-only (a pack index: a lookup touches a few of
+// its pages, not all of it); where mapping fails it is read. Mappings last
+// as long as the process, as git's own do for a command.
+func mapFile(p string) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if st.Size() == 0 || st.Size() > 1<<32 {
+		return io.ReadAll(f)
+	}
+	b, err := syscall.Mmap(int(f.Fd()), 0, int(st.Size()), syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		return io.ReadAll(f)
+	}
+	return b, nil
 }
 
 // objectDirs is an object directory and those it borrows from through
@@ -153,7 +186,7 @@ func (o *odb) read(h plumbing.Hash) (int, []byte, bool) {
 			return readLoose(b)
 		}
 	}
-	for _, p := range o.packs {
+	for _, p := range o.packIndexes() {
 		if off, ok := p.offset(h); ok {
 			f, err := os.Open(p.pack)
 			if err != nil {

@@ -42,7 +42,7 @@ func TestObjectReaderAsGit(t *testing.T) {
 	r, err := Open(w)
 	assert.NilError(t, err)
 	o := r.objects()
-	assert.Assert(t, len(o.packs) > 0)
+	assert.Assert(t, len(o.packIndexes()) > 0)
 	types := map[string]int{"commit": objCommit, "tree": objTree, "blob": objBlob}
 	deltas := 0
 	for _, l := range strings.Split(strings.TrimSpace(run("cat-file", "--batch-all-objects", "--batch-check=%(objectname) %(objecttype) %(deltabase)")), "\n") {

@@ -68,6 +68,9 @@ type StatusOptions struct {
 	// UserExcludesFile is the user's global ignore file (core.excludesFile or
 	// $XDG_CONFIG_HOME/git/ignore); empty for none.
 	UserExcludesFile string
+	// StatCache, when set, spares hashing files hashed by an earlier
+	// status with the same stat data (see StatCache).
+	StatCache *StatCache
 }
 
 // Status is a repository's state relative to its HEAD and index.
@@ -139,7 +142,7 @@ func (r *Repo) Status(ctx context.Context, opts StatusOptions) (*Status, error) 
 			st.Gitlinks = append(st.Gitlinks, Gitlink{Path: e.Name, Hash: e.Hash})
 		}
 	}
-	if st.Unstaged, err = r.unstaged(idx, trustMode); err != nil {
+	if st.Unstaged, err = r.unstaged(idx, trustMode, opts.StatCache); err != nil {
 		return nil, err
 	}
 	w := walker{
@@ -238,7 +241,7 @@ func kind(m filemode.FileMode) int {
 
 // unstaged compares each tracked file with its index entry, by stat data
 // first and content only when needed.
-func (r *Repo) unstaged(idx *Index, trustMode bool) ([]FileChange, error) {
+func (r *Repo) unstaged(idx *Index, trustMode bool, cache *StatCache) ([]FileChange, error) {
 	var out []FileChange
 	indexSec := idx.ModTime.Unix()
 	for i := range idx.Entries {
@@ -259,7 +262,7 @@ func (r *Repo) unstaged(idx *Index, trustMode bool) ([]FileChange, error) {
 			out = append(out, FileChange{e.Name, Added})
 			continue
 		}
-		ch, err := compareEntry(p, e, &st, trustMode, indexSec)
+		ch, err := compareEntry(p, e, &st, trustMode, indexSec, cache, r.GitDir+"\x00"+e.Name)
 		if err != nil {
 			return nil, err
 		}
@@ -270,7 +273,7 @@ func (r *Repo) unstaged(idx *Index, trustMode bool) ([]FileChange, error) {
 	return out, nil
 }
 
-func compareEntry(p string, e *IndexEntry, st *syscall.Stat_t, trustMode bool, indexSec int64) (string, error) {
+func compareEntry(p string, e *IndexEntry, st *syscall.Stat_t, trustMode bool, indexSec int64, cache *StatCache, key string) (string, error) {
 	fmtBits := st.Mode & syscall.S_IFMT
 	switch {
 	case fmtBits == syscall.S_IFDIR:
@@ -299,9 +302,13 @@ func compareEntry(p string, e *IndexEntry, st *syscall.Stat_t, trustMode bool, i
 	if statSame && !racy {
 		return "", nil
 	}
-	h, err := blobHash(p, fmtBits == syscall.S_IFLNK, st.Size)
-	if err != nil {
-		return "", err
+	h, ok := cache.lookup(key, st)
+	if !ok {
+		var err error
+		if h, err = blobHash(p, fmtBits == syscall.S_IFLNK, st.Size); err != nil {
+			return "", err
+		}
+		cache.store(key, st, h)
 	}
 	if h != e.Hash {
 		return Modified, nil

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
 	"gotest.tools/v3/assert"
@@ -278,4 +279,52 @@ func TestCompareAsGit(t *testing.T) {
 		want := gitIn(t, env, w, "log", "--format=%H", a+".."+b)
 		assert.Equal(t, strings.Join(got, "\n"), want, "%v", p)
 	}
+}
+
+// A stat cache spares re-hashing files whose stat data left the index's
+// (a copied work tree), and still sees a change made since.
+func TestStatCache(t *testing.T) {
+	requires.Tool(t, "git")
+	t.Parallel()
+	dir := t.TempDir()
+	env := gitEnv(filepath.Join(dir, "home"))
+	w := filepath.Join(dir, "w")
+	gitIn(t, env, dir, "init", "-q", "-b", "master", w)
+	for i := range 20 {
+		assert.NilError(t, os.WriteFile(filepath.Join(w, fmt.Sprintf("f%02d", i)), []byte(strings.Repeat("x", 100+i)), 0o644))
+	}
+	gitIn(t, env, w, "add", "-A")
+	gitIn(t, env, w, "commit", "-q", "-m", "c")
+	// A copy: every file's ctime and inode now differ from the index.
+	cp := filepath.Join(dir, "copy")
+	out, err := exec.Command("cp", "-a", w, cp).CombinedOutput()
+	assert.NilError(t, err, string(out))
+	cachePath := filepath.Join(dir, "state", "stat-cache")
+	status := func() *gitrepo.Status {
+		t.Helper()
+		r, err := gitrepo.Open(cp)
+		assert.NilError(t, err)
+		c := gitrepo.LoadStatCache(cachePath)
+		st, err := r.Status(t.Context(), gitrepo.StatusOptions{StatCache: c})
+		assert.NilError(t, err)
+		assert.NilError(t, c.Save(cachePath))
+		return st
+	}
+	assert.Assert(t, status().Clean())
+	fi, err := os.Stat(cachePath)
+	assert.NilError(t, err)
+	assert.Assert(t, fi.Size() > 20*40, "the hashed files are remembered")
+	// Entries count only for files modified before the cache was written.
+	past := time.Now().Add(-time.Minute)
+	assert.NilError(t, os.Chtimes(cachePath, time.Now().Add(time.Minute), time.Now().Add(time.Minute)))
+	assert.Assert(t, status().Clean())
+	// A change since, with the same size and mtime: the ctime moved, so the
+	// cache does not vouch for it and the content is hashed.
+	f := filepath.Join(cp, "f03")
+	st0, err := os.Stat(f)
+	assert.NilError(t, err)
+	assert.NilError(t, os.WriteFile(f, []byte(strings.Repeat("y", 103)), 0o644))
+	assert.NilError(t, os.Chtimes(f, past, st0.ModTime()))
+	got := status()
+	assert.DeepEqual(t, got.Unstaged, []gitrepo.FileChange{{Path: "f03", Change: gitrepo.Modified}})
 }

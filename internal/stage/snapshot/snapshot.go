@@ -33,6 +33,10 @@ type Request struct {
 	UserExcludesFile string
 	// Parallelism bounds how many submodules are read at once (>= 1).
 	Parallelism int
+	// StatCache is the file (in the state directory) that remembers the
+	// content of files whose stat data no longer matches their index, so
+	// they are hashed once, not at every snapshot; "" for none.
+	StatCache string
 }
 
 // Result is the captured snapshot.
@@ -51,6 +55,9 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 		return nil, err
 	}
 	opts := gitrepo.StatusOptions{Exclude: req.Exclude, UserExcludesFile: req.UserExcludesFile}
+	if req.StatCache != "" {
+		opts.StatCache = gitrepo.LoadStatCache(req.StatCache)
+	}
 	st, err := repo.Status(ctx, opts)
 	if err != nil {
 		return nil, classify(fmt.Errorf("status of workspace %q: %w", req.Workspace, err))
@@ -89,6 +96,10 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 	snap.Submodules = c.out
 	sort.Slice(snap.Submodules, func(i, j int) bool { return snap.Submodules[i].Path < snap.Submodules[j].Path })
 	snap.Count()
+	if opts.StatCache != nil {
+		// Only an optimisation: a cache that cannot be written is no error.
+		_ = opts.StatCache.Save(req.StatCache)
+	}
 	return &Result{Snapshot: snap}, nil
 }
 
