@@ -382,13 +382,8 @@ func (w *walker) walk(ctx context.Context, rel string, parts []string, patterns 
 	if rel != "" {
 		abs = w.root + "/" + rel
 	}
-	d, err := os.Open(abs)
-	if err != nil {
-		return fmt.Errorf("read directory %q: %w", abs, err)
-	}
 	// Directory order is fine: the result is sorted once at the end.
-	ents, err := d.ReadDir(-1)
-	d.Close()
+	ents, err := readDir(abs)
 	if err != nil {
 		return fmt.Errorf("read directory %q: %w", abs, err)
 	}
