@@ -108,30 +108,9 @@ func (o *Overlay) Lock() (*Lock, error) {
 		}
 	}
 	// The workspace, re-rooted: its follows now start at "workspace".
-	byKey := map[string]*gnode{}
-	var conv func(name string, depth int) (*gnode, error)
-	conv = func(name string, depth int) (*gnode, error) {
-		if g, ok := byKey[name]; ok {
-			return g, nil
-		}
-		if depth > maxLockDepth {
-			return nil, fmt.Errorf("flake.lock nests deeper than %d nodes", maxLockDepth)
-		}
-		src := ws.Nodes[name]
-		g := &gnode{src: src, inputs: map[string]gref{}}
-		byKey[name] = g
-		for in, r := range src.Inputs {
-			if r.IsFollows() {
-				g.inputs[in] = gref{follows: append([]string{WorkspaceInput}, r.Follows...)}
-				continue
-			}
-			c, err := conv(r.Node, depth+1)
-			if err != nil {
-				return nil, err
-			}
-			g.inputs[in] = gref{node: c}
-		}
-		return g, nil
+	byKey, err := graphOf(ws, func(f []string) []string { return append([]string{WorkspaceInput}, f...) })
+	if err != nil {
+		return nil, err
 	}
 	wsRoot := &gnode{src: &Node{Locked: o.WorkspaceLocked, Original: o.WorkspaceOriginal}, inputs: map[string]gref{}}
 	for in, r := range ws.Nodes[ws.Root].Inputs {
@@ -141,11 +120,7 @@ func (o *Overlay) Lock() (*Lock, error) {
 		case r.IsFollows():
 			wsRoot.inputs[in] = gref{follows: append([]string{WorkspaceInput}, r.Follows...)}
 		default:
-			c, err := conv(r.Node, 0)
-			if err != nil {
-				return nil, err
-			}
-			wsRoot.inputs[in] = gref{node: c}
+			wsRoot.inputs[in] = gref{node: byKey[r.Node]}
 		}
 	}
 	// The moved input as the workspace has it after the move: the

@@ -75,7 +75,7 @@ func (r Relock) Apply() (*RelockResult, error) {
 	oldNode := ws.Nodes[rootRef.Node]
 
 	// The workspace as a graph, node for node.
-	byKey, err := graphOf(ws)
+	byKey, err := graphOf(ws, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -270,15 +270,16 @@ func containsString(s []string, x string) bool {
 // writes the file (see dumpNix), for a lock put together by hand; nodes
 // the root does not reach are dropped.
 func (l *Lock) Renamed() (*Lock, error) {
-	byKey, err := graphOf(l)
+	byKey, err := graphOf(l, nil)
 	if err != nil {
 		return nil, err
 	}
 	return dumpNix(byKey[l.Root], l.Version), nil
 }
 
-// graphOf turns a lock into its pointer graph, one gnode per node key.
-func graphOf(l *Lock) (map[string]*gnode, error) {
+// graphOf turns a lock into its pointer graph, one gnode per node key;
+// follows (non-nil) rewrites every follows path (re-rooting the graph).
+func graphOf(l *Lock, follows func([]string) []string) (map[string]*gnode, error) {
 	byKey := map[string]*gnode{}
 	var conv func(key string, depth int) (*gnode, error)
 	conv = func(key string, depth int) (*gnode, error) {
@@ -296,7 +297,11 @@ func graphOf(l *Lock) (map[string]*gnode, error) {
 		byKey[key] = g
 		for in, ref := range n.Inputs {
 			if ref.IsFollows() {
-				g.inputs[in] = gref{follows: ref.Follows}
+				f := ref.Follows
+				if follows != nil {
+					f = follows(f)
+				}
+				g.inputs[in] = gref{follows: f}
 				continue
 			}
 			c, err := conv(ref.Node, depth+1)

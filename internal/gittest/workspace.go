@@ -901,18 +901,7 @@ func moduleFlake(ws *Workspace, r *Repo, byName map[string]*Repo) string {
 		}
 		b.WriteString("  };\n\n")
 	}
-	b.WriteString("  outputs = { self, ... }@inputs:\n    let\n")
-	fmt.Fprintf(&b, "      system = %q;\n", ws.System)
-	b.WriteString("      deps = map (n: inputs.${n}.packages.${system}.default) [")
-	for _, d := range r.Deps {
-		fmt.Fprintf(&b, " %q", d)
-	}
-	b.WriteString(" ];\n    in {\n")
-	b.WriteString("      packages.${system}.default = builtins.derivation {\n")
-	fmt.Fprintf(&b, "        name = %q;\n", r.Name)
-	b.WriteString("        inherit system;\n        builder = \"/bin/sh\";\n")
-	b.WriteString("        args = [ \"-c\" \"echo $name $rev > $out; for d in $deps; do echo \\\"needs $d\\\" >> $out; done\" ];\n")
-	b.WriteString("        rev = self.rev or \"dirty\";\n        inherit deps;\n      };\n    };\n}\n")
+	moduleOutputs(&b, ws.System, r.Name, r.Deps)
 	return b.String()
 }
 
@@ -995,18 +984,7 @@ func changeInputs(ws *Workspace, r *Repo, byName map[string]*Repo, infra plumbin
 		fmt.Fprintf(&b, "    %s.url = \"github:logos-co/%s\";\n", d, byName[d].Name)
 	}
 	fmt.Fprintf(&b, "    %s.url = %q;\n  };\n\n", InfraRepo, "git+"+infraURL)
-	b.WriteString("  outputs = { self, ... }@inputs:\n    let\n")
-	fmt.Fprintf(&b, "      system = %q;\n", ws.System)
-	b.WriteString("      deps = map (n: inputs.${n}.packages.${system}.default) [")
-	for _, d := range append(deps, InfraRepo) {
-		fmt.Fprintf(&b, " %q", d)
-	}
-	b.WriteString(" ];\n    in {\n")
-	b.WriteString("      packages.${system}.default = builtins.derivation {\n")
-	fmt.Fprintf(&b, "        name = %q;\n", r.Name)
-	b.WriteString("        inherit system;\n        builder = \"/bin/sh\";\n")
-	b.WriteString("        args = [ \"-c\" \"echo $name $rev > $out; for d in $deps; do echo \\\"needs $d\\\" >> $out; done\" ];\n")
-	b.WriteString("        rev = self.rev or \"dirty\";\n        inherit deps;\n      };\n    };\n}\n")
+	moduleOutputs(&b, ws.System, r.Name, append(deps, InfraRepo))
 
 	var entries []gitrepo.Entry
 	for _, f := range r.upstream {
@@ -1087,4 +1065,22 @@ func writeHistory(repo *gitrepo.Repo, r *Repo, idx int, files []file, n int) ([]
 		return nil
 	})
 	return parent, err
+}
+
+// moduleOutputs writes a module flake's outputs: one package, a
+// builtins.derivation with /bin/sh that names its revision and the
+// packages of its inputs.
+func moduleOutputs(b *strings.Builder, system, name string, deps []string) {
+	b.WriteString("  outputs = { self, ... }@inputs:\n    let\n")
+	fmt.Fprintf(b, "      system = %q;\n", system)
+	b.WriteString("      deps = map (n: inputs.${n}.packages.${system}.default) [")
+	for _, d := range deps {
+		fmt.Fprintf(b, " %q", d)
+	}
+	b.WriteString(" ];\n    in {\n")
+	b.WriteString("      packages.${system}.default = builtins.derivation {\n")
+	fmt.Fprintf(b, "        name = %q;\n", name)
+	b.WriteString("        inherit system;\n        builder = \"/bin/sh\";\n")
+	b.WriteString("        args = [ \"-c\" \"echo $name $rev > $out; for d in $deps; do echo \\\"needs $d\\\" >> $out; done\" ];\n")
+	b.WriteString("        rev = self.rev or \"dirty\";\n        inherit deps;\n      };\n    };\n}\n")
 }
