@@ -46,7 +46,7 @@ func self() string {
 }
 
 // tuneGC lets a command's heap grow to five times its live size before the
-// collector runs (GOGC=400) under a soft limit of 512 MiB: most commands
+// collector runs (GOGC=400) under a soft limit of 256 MiB: most commands
 // finish in tens of milliseconds, and the default first collection at 4 MiB
 // was a sixth of a snapshot of the real workspace. GOGC or GOMEMLIMIT in
 // the environment win.
@@ -55,6 +55,6 @@ func tuneGC() {
 		debug.SetGCPercent(400)
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(512 << 20)
+		debug.SetMemoryLimit(256 << 20)
 	}
 }

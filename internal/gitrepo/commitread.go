@@ -92,9 +92,18 @@ func (o *odb) packIndexes() []*packIndex {
 	return o.packs
 }
 
+// mapped holds the pack indexes mapped so far, by path, size and
+// modification time: a long-running process (watch) that opens the same
+// repositories every cycle maps each index once, not once per cycle. Pack
+// files never change in place (git writes new ones), so an entry stays
+// valid for as long as its file is there.
+var mapped = struct {
+	sync.Mutex
+	m map[string][]byte
+}{m: map[string][]byte{}}
+
 // mapFile maps a file read-only (a pack index: a lookup touches a few of
-// its pages, not all of it); where mapping fails it is read. Mappings last
-// as long as the process, as git's own do for a command.
+// its pages, not all of it); where mapping fails it is read.
 func mapFile(p string) ([]byte, error) {
 	f, err := os.Open(p)
 	if err != nil {
@@ -105,6 +114,12 @@ func mapFile(p string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	key := fmt.Sprintf("%s\x00%d\x00%d", p, st.Size(), st.ModTime().UnixNano())
+	mapped.Lock()
+	defer mapped.Unlock()
+	if b, ok := mapped.m[key]; ok {
+		return b, nil
+	}
 	if st.Size() == 0 || st.Size() > 1<<32 {
 		return io.ReadAll(f)
 	}
@@ -112,6 +127,7 @@ func mapFile(p string) ([]byte, error) {
 	if err != nil {
 		return io.ReadAll(f)
 	}
+	mapped.m[key] = b
 	return b, nil
 }
 
