@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -29,7 +30,7 @@ type Client struct {
 var prefixes = []string{"/api/codex/v1", "/api/storage/v1"}
 
 // cidPattern is what a CID looks like (base32 or base58 multibase).
-var cidPattern = regexp.MustCompile(`^[A-Za-z0-9]{16,128}$`)
+var cidPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9]{16,128}$`) })
 
 // New returns a client with a timeout per request.
 func New(url string, timeout time.Duration) *Client {
@@ -65,7 +66,7 @@ func (c *Client) Upload(ctx context.Context, data []byte) (string, error) {
 			return "", fmt.Errorf("codex upload to %s%s: %s: %s", c.URL, p, resp.Status, strings.TrimSpace(string(body)))
 		}
 		cid := strings.TrimSpace(string(body))
-		if !cidPattern.MatchString(cid) {
+		if !cidPattern().MatchString(cid) {
 			return "", fmt.Errorf("codex upload to %s: the answer %q is not a CID", c.URL, cid)
 		}
 		return cid, nil
@@ -76,7 +77,7 @@ func (c *Client) Upload(ctx context.Context, data []byte) (string, error) {
 // Download fetches the bytes of a CID (from the network, through the
 // node).
 func (c *Client) Download(ctx context.Context, cid string) ([]byte, error) {
-	if !cidPattern.MatchString(cid) {
+	if !cidPattern().MatchString(cid) {
 		return nil, fmt.Errorf("%q is not a CID", cid)
 	}
 	var last error

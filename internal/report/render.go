@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"io"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -71,13 +72,18 @@ func short(h string) string {
 //go:embed report.html.tmpl
 var files embed.FS
 
-var page = template.Must(template.New("report.html.tmpl").Funcs(template.FuncMap{
-	"pct":   func(f float64) string { return fmt.Sprintf("%.1f%%", 100*f) },
-	"short": short,
-	"ms":    func(ms int64) string { return (time.Duration(ms) * time.Millisecond).String() },
-	"upper": strings.ToUpper,
-	"secs":  seconds,
-}).ParseFS(files, "report.html.tmpl"))
+// page is parsed on first use, not by every command at start.
+var page = sync.OnceValue(func() *template.Template { return pageTemplate() })
+
+func pageTemplate() *template.Template {
+	return template.Must(template.New("report.html.tmpl").Funcs(template.FuncMap{
+		"pct":   func(f float64) string { return fmt.Sprintf("%.1f%%", 100*f) },
+		"short": short,
+		"ms":    func(ms int64) string { return (time.Duration(ms) * time.Millisecond).String() },
+		"upper": strings.ToUpper,
+		"secs":  seconds,
+	}).ParseFS(files, "report.html.tmpl"))
+}
 
 // bar is one span of the timeline chart, in the SVG's coordinates.
 type bar struct {
@@ -104,7 +110,7 @@ func HTML(w io.Writer, r *Report) error {
 		}
 	}
 	var buf bytes.Buffer
-	err := page.Execute(&buf, struct {
+	err := page().Execute(&buf, struct {
 		*Report
 		Bars     []bar
 		From, To string

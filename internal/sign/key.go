@@ -13,6 +13,7 @@ import (
 	"path"
 	"regexp"
 	"sort"
+	"sync"
 	"time"
 )
 
@@ -23,7 +24,9 @@ const Algorithm = "ed25519"
 const RegistryVersion = 1
 
 // keyIDPattern keeps key ids printable and free of path characters.
-var keyIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$`)
+// Compiled on first use: bounded repetitions make large programs, which
+// every command would otherwise pay for at start.
+var keyIDPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$`) })
 
 // PrivateKey is a signing key as stored in a key file (mode 0600).
 type PrivateKey struct {
@@ -44,7 +47,7 @@ type privateKeyFile struct {
 
 // GenerateKey makes a new ed25519 key named id.
 func GenerateKey(id string, random io.Reader) (*PrivateKey, error) {
-	if !keyIDPattern.MatchString(id) {
+	if !keyIDPattern().MatchString(id) {
 		return nil, fmt.Errorf("key id %q: want letters, digits and . _ @ - (at most 128)", id)
 	}
 	if random == nil {
@@ -75,7 +78,7 @@ func ParsePrivateKey(b []byte) (*PrivateKey, error) {
 	if f.SchemaVersion != RegistryVersion || f.Algorithm != Algorithm {
 		return nil, fmt.Errorf("key file: want schemaVersion %d and algorithm %q", RegistryVersion, Algorithm)
 	}
-	if !keyIDPattern.MatchString(f.ID) {
+	if !keyIDPattern().MatchString(f.ID) {
 		return nil, fmt.Errorf("key file: bad key id %q", f.ID)
 	}
 	seed, err := base64.StdEncoding.DecodeString(f.Seed)
@@ -168,7 +171,7 @@ func ParseRegistry(b []byte) (*Registry, error) {
 	seen := map[string]bool{}
 	for i := range r.Keys {
 		k := &r.Keys[i]
-		if !keyIDPattern.MatchString(k.ID) {
+		if !keyIDPattern().MatchString(k.ID) {
 			return nil, fmt.Errorf("key registry: key %d: bad id %q", i, k.ID)
 		}
 		if seen[k.ID] {

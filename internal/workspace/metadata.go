@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"sync"
 
 	"github.com/lambda-os/lambda-check/internal/sign"
 )
@@ -20,7 +21,7 @@ const MetadataDomain = "lambda-check/module-metadata/v1"
 
 // moduleName is what a module identity may look like: the Logos runtime
 // uses it in socket names, so no path characters.
-var moduleName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+var moduleName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`) })
 
 // Metadata is what lambda-check reads of a module's metadata.json. Upstream
 // adds keys freely (codegen, nix, display_name, ...): unknown keys are
@@ -81,7 +82,7 @@ func ParseMetadata(b []byte) (*Metadata, error) {
 			return nil, err
 		}
 	}
-	if !moduleName.MatchString(m.Name) {
+	if !moduleName().MatchString(m.Name) {
 		return nil, fmt.Errorf("metadata.json: \"name\" %q is not a module name (letters, digits, _ . -)", m.Name)
 	}
 	if v, ok := raw["main"]; ok {
@@ -114,7 +115,7 @@ func ParseMetadata(b []byte) (*Metadata, error) {
 				}
 				d = Dependency{Name: *obj.Name, Version: obj.Version}
 			}
-			if !moduleName.MatchString(d.Name) {
+			if !moduleName().MatchString(d.Name) {
 				return nil, fmt.Errorf("metadata.json: dependency %d: %q is not a module name", i, d.Name)
 			}
 			m.Dependencies = append(m.Dependencies, d)

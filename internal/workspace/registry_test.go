@@ -101,7 +101,7 @@ func FuzzParseMetadata(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if !moduleName.MatchString(m.Name) || m.Capabilities == nil || m.Dependencies == nil {
+		if !moduleName().MatchString(m.Name) || m.Capabilities == nil || m.Dependencies == nil {
 			t.Fatalf("accepted %q as %+v", b, m)
 		}
 	})

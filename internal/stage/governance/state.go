@@ -187,7 +187,7 @@ func EvaluateOne(env Env, id string) (*State, error) {
 			return &all[i], nil
 		}
 	}
-	if !propose.IDPattern.MatchString(id) {
+	if !propose.IDPattern().MatchString(id) {
 		return nil, fmt.Errorf("%q is not a proposal id", id)
 	}
 	return nil, fmt.Errorf("%w: %s", propose.ErrNoProposal, id)

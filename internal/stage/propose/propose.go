@@ -31,6 +31,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -63,8 +64,9 @@ const (
 )
 
 // IDPattern is what a proposal id looks like: lower-case letters, digits
-// and dashes; never a path.
-var IDPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,127}$`)
+// and dashes; never a path. Compiled on first use (the bounded repetition
+// makes a large program every command would otherwise pay for at start).
+var IDPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,127}$`) })
 
 // maxLog bounds the commits listed in a proposal.
 const maxLog = 50
@@ -874,8 +876,8 @@ func Envelope(p *Proposal, producer artifact.Producer) *artifact.Envelope[*Propo
 // old directory or the new one. It reports false when the same proposal
 // was already there, byte for byte.
 func write(dir string, p *Proposal, files map[string][]byte, producer artifact.Producer) (bool, error) {
-	if !IDPattern.MatchString(p.ID) {
-		return false, fmt.Errorf("proposal id %q does not match %s", p.ID, IDPattern)
+	if !IDPattern().MatchString(p.ID) {
+		return false, fmt.Errorf("proposal id %q does not match %s", p.ID, IDPattern())
 	}
 	b, err := artifact.Encode(Envelope(p, producer))
 	if err != nil {

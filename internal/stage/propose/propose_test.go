@@ -106,7 +106,7 @@ func TestPropose(t *testing.T) {
 
 	dir := filepath.Join(f.state, "proposals")
 	chatID := res.Outcomes[2].ID
-	assert.Assert(t, IDPattern.MatchString(chatID), chatID)
+	assert.Assert(t, IDPattern().MatchString(chatID), chatID)
 	p, err := Load(dir, chatID)
 	assert.NilError(t, err)
 	chat := f.ws.Repo("logos-chat-module")

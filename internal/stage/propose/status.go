@@ -42,8 +42,8 @@ var ErrNoProposal = errors.New("no such proposal")
 // Load reads and checks one proposal directory: proposal.json decoded
 // strictly, the id matching the directory, and every file's digest.
 func Load(dir, id string) (*Proposal, error) {
-	if !IDPattern.MatchString(id) {
-		return nil, fmt.Errorf("%q is not a proposal id (%s)", id, IDPattern)
+	if !IDPattern().MatchString(id) {
+		return nil, fmt.Errorf("%q is not a proposal id (%s)", id, IDPattern())
 	}
 	pd := filepath.Join(dir, id)
 	env, _, err := artifact.Read[Proposal](filepath.Join(pd, ProposalFile), Spec)
@@ -85,7 +85,7 @@ func List(dir string, snap *workspace.Snapshot, stores string) ([]Listed, error)
 	}
 	var out []Listed
 	for _, e := range ents {
-		if !e.IsDir() || !IDPattern.MatchString(e.Name()) {
+		if !e.IsDir() || !IDPattern().MatchString(e.Name()) {
 			continue
 		}
 		l := Listed{Dir: filepath.Join(dir, e.Name())}
