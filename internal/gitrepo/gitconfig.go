@@ -202,18 +202,16 @@ func (c *GitConfig) GetAll(section, subsection, key string) []string {
 	return out
 }
 
-// Rewrite is one url.<base>.insteadOf (or pushInsteadOf) rule.
+// Rewrite is one url.<base>.insteadOf rule. (pushInsteadOf applies only
+// to pushes, which lambda-check never makes.)
 type Rewrite struct {
 	Prefix string
 	Base   string
 }
 
-// Rewrites returns the url.<base>.insteadOf rules (push: pushInsteadOf).
-func (c *GitConfig) Rewrites(push bool) []Rewrite {
-	key := "insteadOf"
-	if push {
-		key = "pushInsteadOf"
-	}
+// Rewrites returns the url.<base>.insteadOf rules in the order git reads
+// them.
+func (c *GitConfig) Rewrites() []Rewrite {
 	var out []Rewrite
 	for _, l := range c.all() {
 		for _, s := range l.Sections {
@@ -221,7 +219,7 @@ func (c *GitConfig) Rewrites(push bool) []Rewrite {
 				continue
 			}
 			for _, ss := range s.Subsections {
-				for _, p := range ss.OptionAll(key) {
+				for _, p := range ss.OptionAll("insteadOf") {
 					out = append(out, Rewrite{Prefix: p, Base: ss.Name})
 				}
 			}

@@ -62,7 +62,7 @@ func SubmoduleRemote(user *GitConfig, superproject *Repo, name, path, gitmodules
 			if isRelativeURL(u) {
 				u = filepath.Join(subDir, u)
 			}
-			return SubmoduleURL{URL: RewriteURL(u, subCfg.Rewrites(false), extra), Configured: u, From: URLFromSubmodule}, nil
+			return SubmoduleURL{URL: RewriteURL(u, subCfg.Rewrites(), extra), Configured: u, From: URLFromSubmodule}, nil
 		}
 	}
 	from := URLFromSuperproject
@@ -82,7 +82,7 @@ func SubmoduleRemote(user *GitConfig, superproject *Repo, name, path, gitmodules
 			return SubmoduleURL{}, err
 		}
 	}
-	return SubmoduleURL{URL: RewriteURL(u, superCfg.Rewrites(false), extra), Configured: u, From: from}, nil
+	return SubmoduleURL{URL: RewriteURL(u, superCfg.Rewrites(), extra), Configured: u, From: from}, nil
 }
 
 // defaultRemoteURL is the URL of the superproject's default remote (its

@@ -149,7 +149,7 @@ func TestUserConfigLayers(t *testing.T) {
 	assert.NilError(t, err)
 	v, _ := c.Get("core", "", "x")
 	assert.Equal(t, v, "2")
-	assert.Equal(t, gitrepo.RewriteURL("git@github.com:o/r", c.Rewrites(false), nil), "https://mirror/o/r")
+	assert.Equal(t, gitrepo.RewriteURL("git@github.com:o/r", c.Rewrites(), nil), "https://mirror/o/r")
 	// A config file that does not parse is an error naming it.
 	assert.NilError(t, os.WriteFile(g, []byte("[core\n"), 0o644))
 	_, err = gitrepo.UserConfig(gitrepo.ConfigEnv{Getenv: func(k string) string { return env[k] }})
