@@ -164,7 +164,23 @@ func Read[P any](path string, spec Spec) (*Envelope[P], []byte, error) {
 // WriteFile writes b to path atomically: a temporary file in the same
 // directory, fsync, rename, fsync of the directory. A reader sees the old
 // content or the new one, never a mix, even if the process is killed.
+//
+// A path that names a device or a FIFO (/dev/null, /dev/stdout), directly or
+// through a symlink, is written in place: a rename would replace the device
+// node or the link with a regular file. A symlink to anything else is
+// replaced, never written through.
 func WriteFile(path string, b []byte, perm os.FileMode) error {
+	if fi, err := os.Lstat(path); err == nil && !fi.Mode().IsRegular() {
+		if fi.Mode()&os.ModeSymlink != 0 {
+			fi, err = os.Stat(path)
+		}
+		if err == nil && fi.IsDir() {
+			return fmt.Errorf("%s: is a directory", path)
+		}
+		if err == nil && fi.Mode()&(os.ModeDevice|os.ModeCharDevice|os.ModeNamedPipe) != 0 {
+			return writeInPlace(path, b)
+		}
+	}
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -200,6 +216,18 @@ func WriteFile(path string, b []byte, perm os.FileMode) error {
 		d.Close()
 	}
 	return nil
+}
+
+func writeInPlace(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // Write encodes env canonically and writes it atomically to path. It returns

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"gotest.tools/v3/assert"
@@ -94,4 +95,41 @@ func FuzzDecode(f *testing.F) {
 		assert.NilError(t, err)
 		assert.DeepEqual(t, again.Payload, env.Payload)
 	})
+}
+
+// A FIFO (like /dev/null, a device) stays what it is: the bytes go into it
+// and no rename replaces it with a regular file.
+func TestWriteFileIntoAFIFO(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "out")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(fifo, link); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{fifo, link} {
+		got := make(chan []byte)
+		go func() {
+			b, _ := os.ReadFile(fifo)
+			got <- b
+		}()
+		if err := artifact.WriteFile(path, []byte("payload\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if b := <-got; string(b) != "payload\n" {
+			t.Errorf("%s: the reader got %q", path, b)
+		}
+		fi, err := os.Lstat(fifo)
+		if err != nil || fi.Mode()&os.ModeNamedPipe == 0 {
+			t.Fatalf("%s: the FIFO was replaced: %v %v", path, fi.Mode(), err)
+		}
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("the symlink was replaced: %v", err)
+	}
+	if err := artifact.WriteFile(dir, []byte("x"), 0o644); err == nil {
+		t.Error("writing over a directory succeeded")
+	}
 }
