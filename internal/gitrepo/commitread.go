@@ -137,7 +137,7 @@ func objectDirs(dir string) []string {
 	out := []string{dir}
 	seen := map[string]bool{dir: true}
 	for i := 0; i < len(out) && i < 16; i++ {
-		b, err := os.ReadFile(filepath.Join(out[i], "info", "alternates"))
+		b, err := readFile(filepath.Join(out[i], "info", "alternates"))
 		if err != nil {
 			continue
 		}
@@ -198,7 +198,7 @@ func (p *packIndex) offset(h plumbing.Hash) (int64, bool) {
 func (o *odb) read(h plumbing.Hash) (int, []byte, bool) {
 	hexh := h.String()
 	for _, dir := range o.dirs {
-		if b, err := os.ReadFile(filepath.Join(dir, hexh[:2], hexh[2:])); err == nil {
+		if b, err := readFile(filepath.Join(dir, hexh[:2], hexh[2:])); err == nil {
 			return readLoose(b)
 		}
 	}

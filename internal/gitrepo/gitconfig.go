@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -117,7 +116,7 @@ func (c *GitConfig) WithRepo(gitDir string) (*GitConfig, error) {
 }
 
 func (c *GitConfig) addFile(p string, depth int) error {
-	b, err := os.ReadFile(p)
+	b, err := readFile(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}

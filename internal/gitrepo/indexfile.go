@@ -46,7 +46,7 @@ type Index struct {
 // is an error: a status computed without it would be wrong.
 func (r *Repo) ReadIndex() (*Index, error) {
 	p := filepath.Join(r.GitDir, "index")
-	b, err := os.ReadFile(p)
+	b, err := readFile(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return &Index{Version: 2}, nil
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path"
 	"path/filepath"
 	"sort"
@@ -27,7 +26,7 @@ type Submodule struct {
 // leaves the work tree, is an error.
 func ReadGitmodules(worktree string) ([]Submodule, error) {
 	p := filepath.Join(worktree, ".gitmodules")
-	b, err := os.ReadFile(p)
+	b, err := readFile(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}

@@ -86,7 +86,7 @@ func findGitDir(worktree string) (string, error) {
 	case fi.IsDir():
 		return dotgit, nil
 	case fi.Mode().IsRegular():
-		b, err := os.ReadFile(dotgit)
+		b, err := readFile(dotgit)
 		if err != nil {
 			return "", err
 		}
@@ -124,7 +124,7 @@ func (r *Repo) Config() (*config.Config, error) {
 		return r.cfg, r.cfgErr
 	}
 	cfg := config.New()
-	b, err := os.ReadFile(filepath.Join(r.GitDir, "config"))
+	b, err := readFile(filepath.Join(r.GitDir, "config"))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
@@ -186,7 +186,7 @@ func (r *Repo) Head() (Head, error) {
 var errUnborn = errors.New("no such ref")
 
 func (r *Repo) readRef(name string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(r.GitDir, filepath.FromSlash(name)))
+	b, err := readFile(filepath.Join(r.GitDir, filepath.FromSlash(name)))
 	if err == nil {
 		return strings.TrimSpace(string(b)), nil
 	}

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/go-git/go-git/v5/plumbing"
@@ -65,9 +66,10 @@ type StatusOptions struct {
 	// Exclude lists absolute paths that are never walked or reported (the
 	// state directory).
 	Exclude []string
-	// UserExcludesFile is the user's global ignore file (core.excludesFile or
-	// $XDG_CONFIG_HOME/git/ignore); empty for none.
-	UserExcludesFile string
+	// UserExcludes is the user's global ignore file (core.excludesFile or
+	// $XDG_CONFIG_HOME/git/ignore); nil for none. One value serves every
+	// repository of a snapshot: the file is read once.
+	UserExcludes *IgnoreFile
 	// StatCache, when set, spares hashing files hashed by an earlier
 	// status with the same stat data (see StatCache).
 	StatCache *StatCache
@@ -156,8 +158,8 @@ func (r *Repo) Status(ctx context.Context, opts StatusOptions) (*Status, error) 
 		w.exclude[filepath.Clean(x)] = struct{}{}
 	}
 	var base []gitignore.Pattern
-	if opts.UserExcludesFile != "" {
-		if base, err = readPatterns(opts.UserExcludesFile, nil); err != nil {
+	if opts.UserExcludes != nil {
+		if base, err = opts.UserExcludes.patterns(); err != nil {
 			return nil, err
 		}
 	}
@@ -483,9 +485,26 @@ func hashUntracked(abs, rel string, link bool) (Untracked, error) {
 	return u, nil
 }
 
+// IgnoreFile is an ignore file read at most once, when a status first
+// needs it, however many repositories share it.
+type IgnoreFile struct {
+	path string
+	once sync.Once
+	ps   []gitignore.Pattern
+	err  error
+}
+
+// NewIgnoreFile names an ignore file; a missing file has no patterns.
+func NewIgnoreFile(path string) *IgnoreFile { return &IgnoreFile{path: path} }
+
+func (f *IgnoreFile) patterns() ([]gitignore.Pattern, error) {
+	f.once.Do(func() { f.ps, f.err = readPatterns(f.path, nil) })
+	return f.ps, f.err
+}
+
 // readPatterns reads an ignore file; a missing file has no patterns.
 func readPatterns(p string, domain []string) ([]gitignore.Pattern, error) {
-	b, err := os.ReadFile(p)
+	b, err := readFile(p)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 		return nil, nil
 	}

@@ -54,7 +54,10 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := gitrepo.StatusOptions{Exclude: req.Exclude, UserExcludesFile: req.UserExcludesFile}
+	opts := gitrepo.StatusOptions{Exclude: req.Exclude}
+	if req.UserExcludesFile != "" {
+		opts.UserExcludes = gitrepo.NewIgnoreFile(req.UserExcludesFile)
+	}
 	if req.StatCache != "" {
 		opts.StatCache = gitrepo.LoadStatCache(req.StatCache)
 	}
