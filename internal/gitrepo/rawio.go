@@ -30,7 +30,7 @@ func readFile(path string) ([]byte, error) {
 	if st.Mode&syscall.S_IFMT == syscall.S_IFDIR {
 		return nil, &fs.PathError{Op: "read", Path: path, Err: syscall.EISDIR}
 	}
-	size := int(st.Size) + 1 // one more, to see the end in one read
+	size := int(st.Size) + 1 // one more: a file of its stat size fits without regrowth
 	if size < 512 {
 		size = 512
 	}
