@@ -42,7 +42,7 @@ func CheckChange(ctx context.Context, req ChangeRequest) ([]Finding, error) {
 		}
 		in := &Input{Root: req.Snapshot.Root, Snapshot: req.Snapshot, Lock: l, Registry: reg, Changes: changes,
 			ConfigDir: cfg.Dir, Par: 1, FlakeNix: flake.Evaluation{Note: "a change does not alter flake.nix"},
-			Integrity: &IntegrityCache{Entries: map[string]IntegrityEntry{}}}
+		}
 		var out []Finding
 		for _, id := range ChangeRules {
 			r := ruleByID(id)
@@ -50,11 +50,11 @@ func CheckChange(ctx context.Context, req ChangeRequest) ([]Finding, error) {
 			if rc == nil || !rc.Enabled {
 				continue
 			}
-			fs, _, err := r.check(ctx, in, rc.Options)
+			o, err := r.check(ctx, in, rc.Options)
 			if err != nil {
 				return nil, fmt.Errorf("rule %s: %w", id, err)
 			}
-			for _, f := range fs {
+			for _, f := range o.Findings {
 				if matchAny(rc.Ignore, f.Subject.Name) {
 					continue
 				}

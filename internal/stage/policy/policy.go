@@ -156,17 +156,12 @@ type Input struct {
 	Now       time.Time
 	ConfigDir string
 	Par       int
-	// Integrity holds locked attributes computed before, by input type
-	// and revision; lock-integrity adds what it computes.
-	Integrity *IntegrityCache
+	// Previous are locked attributes computed by earlier runs, by
+	// integrity key (read only).
+	Previous map[string]IntegrityEntry
 
-	// IntegrityReused counts lock-integrity results taken from Integrity.
-	IntegrityReused int
-
-	usedNow    bool
 	rootInputs map[string][]string // node -> root inputs resolving to it
 	paths      map[string][]string // node -> shortest input path from the root
-	previous   map[string]IntegrityEntry
 }
 
 // ErrLockChanged: flake.lock is not the one the snapshot saw.
@@ -182,11 +177,9 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 	if par <= 0 {
 		par = 4 * runtime.GOMAXPROCS(0)
 	}
-	in := &Input{Root: snap.Root, Snapshot: snap, Now: req.Now, ConfigDir: req.Config.Dir, Par: par,
-		Integrity: &IntegrityCache{SchemaVersion: IntegrityCacheVersion, Entries: map[string]IntegrityEntry{}}}
-	var previous map[string]IntegrityEntry
+	in := &Input{Root: snap.Root, Snapshot: snap, Now: req.Now, ConfigDir: req.Config.Dir, Par: par}
 	if req.Integrity != nil && req.Integrity.SchemaVersion == IntegrityCacheVersion {
-		previous = req.Integrity.Entries
+		in.Previous = req.Integrity.Entries
 	}
 	lock, err := workspace.ReadLock(snap)
 	if err != nil {
@@ -207,16 +200,17 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 	in.Changes = workspaceChanges(snap)
 	in.Changes = append(in.Changes, req.Changes...)
 
-	in.previous = previous
-	rep, err := check(ctx, in, req.Config, snap.FlakeLock)
+	res, err := check(ctx, in, req.Config, snap.FlakeLock)
 	if err != nil {
 		return nil, err
 	}
-	return &Result{Report: rep, Integrity: in.Integrity, IntegrityReused: in.IntegrityReused}, nil
+	return res, nil
 }
 
 // check runs the enabled rules over an input.
-func check(ctx context.Context, in *Input, cfg *Config, lock workspace.FileDigest) (Report, error) {
+func check(ctx context.Context, in *Input, cfg *Config, lock workspace.FileDigest) (*Result, error) {
+	res := &Result{Integrity: &IntegrityCache{SchemaVersion: IntegrityCacheVersion, Entries: map[string]IntegrityEntry{}}}
+	usedNow := false
 	rep := Report{FlakeLock: lock, FlakeNix: in.FlakeNix, Rules: []RuleRun{}, Findings: []Finding{}, Registry: in.Registry}
 	for _, r := range rules {
 		rc := cfg.Rules[r.id]
@@ -225,11 +219,16 @@ func check(ctx context.Context, in *Input, cfg *Config, lock workspace.FileDiges
 		}
 		run := RuleRun{ID: r.id, Enabled: rc.Enabled, Severity: rc.Severity, Notes: []string{}}
 		if rc.Enabled {
-			fs, notes, err := r.check(ctx, in, rc.Options)
+			o, err := r.check(ctx, in, rc.Options)
 			if err != nil {
-				return Report{}, fmt.Errorf("rule %s: %w", r.id, err)
+				return nil, fmt.Errorf("rule %s: %w", r.id, err)
 			}
-			for _, f := range fs {
+			usedNow = usedNow || o.UsedNow
+			for k, e := range o.Integrity {
+				res.Integrity.Entries[k] = e
+			}
+			res.IntegrityReused += o.Reused
+			for _, f := range o.Findings {
 				if matchAny(rc.Ignore, f.Subject.Name) {
 					continue
 				}
@@ -237,8 +236,8 @@ func check(ctx context.Context, in *Input, cfg *Config, lock workspace.FileDiges
 				rep.Findings = append(rep.Findings, f)
 				run.Findings++
 			}
-			if notes != nil {
-				run.Notes = notes
+			if o.Notes != nil {
+				run.Notes = o.Notes
 			}
 		}
 		rep.Rules = append(rep.Rules, run)
@@ -272,10 +271,11 @@ func check(ctx context.Context, in *Input, cfg *Config, lock workspace.FileDiges
 	default:
 		rep.Summary.Verdict = "pass"
 	}
-	if in.usedNow {
+	if usedNow {
 		rep.Now = in.Now.Unix()
 	}
-	return rep, nil
+	res.Report = rep
+	return res, nil
 }
 
 // evaluate reads flake.nix's inputs through Nix, when it can.

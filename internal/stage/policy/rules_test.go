@@ -67,9 +67,9 @@ func runRules(t *testing.T, in *Input, edit func(*Config)) Report {
 	if edit != nil {
 		edit(cfg)
 	}
-	rep, err := check(context.Background(), in, cfg, workspace.FileDigest{})
+	res, err := check(context.Background(), in, cfg, workspace.FileDigest{})
 	assert.NilError(t, err)
-	return rep
+	return res.Report
 }
 
 func ruleFindings(rep Report, rule string) []Finding {
