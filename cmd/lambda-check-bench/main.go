@@ -25,7 +25,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/lambda-os/lambda-check/internal/gittest"
+	"github.com/lambda-os/lambda-check/internal/sample"
 )
 
 func main() {
@@ -199,11 +199,11 @@ func generate(args []string) error {
 			return err
 		}
 	}
-	o := gittest.Options{Modules: n[0], Commits: n[1], Files: n[2]}
+	o := sample.Options{Modules: n[0], Commits: n[1], Files: n[2]}
 	if n[0] >= 10 {
 		o.Ahead = map[string]int{"logos-chat-module": 3, "logos-waku-module": 1, "logos-storage-module": 2}
 	}
-	_, err := gittest.Generate(context.Background(), args[0], o)
+	_, err := sample.Generate(context.Background(), args[0], o)
 	return err
 }
 

@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/lambda-os/lambda-check/internal/gittest"
+	"github.com/lambda-os/lambda-check/internal/sample"
 	"github.com/lambda-os/lambda-check/internal/stage/cycle"
 )
 
@@ -21,10 +21,10 @@ import (
 func benchWorkspace(b *testing.B) *cycleFixture {
 	b.Helper()
 	dir := b.TempDir()
-	o := gittest.DemoOptions()
+	o := sample.DemoOptions()
 	o.Modules, o.Drift = 53, nil
 	o.Ahead = map[string]int{"logos-chat-module": 3, "logos-waku-module": 1, "logos-storage-module": 2, "logos-wallet-module": 1, "logos-accounts-module": 4}
-	ws, err := gittest.Generate(context.Background(), filepath.Join(dir, "ws"), o)
+	ws, err := sample.Generate(context.Background(), filepath.Join(dir, "ws"), o)
 	if err != nil {
 		b.Fatal(err)
 	}

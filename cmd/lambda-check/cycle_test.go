@@ -23,16 +23,16 @@ import (
 	"gotest.tools/v3/assert"
 
 	"github.com/lambda-os/lambda-check/internal/cli"
-	"github.com/lambda-os/lambda-check/internal/gittest"
-	"github.com/lambda-os/lambda-check/internal/gittest/requires"
-	"github.com/lambda-os/lambda-check/internal/logos/logostest"
+	"github.com/lambda-os/lambda-check/internal/logos/standin"
+	"github.com/lambda-os/lambda-check/internal/requires"
+	"github.com/lambda-os/lambda-check/internal/sample"
 	"github.com/lambda-os/lambda-check/internal/stage/cycle"
 )
 
 // cycleFixture is a workspace with built stand-in modules, a config that
 // verifies them with the stand-in host, and a webhook that counts.
 type cycleFixture struct {
-	ws      *gittest.Workspace
+	ws      *sample.Workspace
 	mods    string
 	config  string
 	state   string
@@ -46,9 +46,9 @@ func newCycleFixture(t *testing.T, modules int) *cycleFixture {
 	t.Helper()
 	requires.Tool(t, "git")
 	dir := t.TempDir()
-	o := gittest.DemoOptions()
+	o := sample.DemoOptions()
 	o.Modules, o.Drift, o.Ahead = modules, nil, map[string]int{}
-	ws, err := gittest.Generate(context.Background(), filepath.Join(dir, "ws"), o)
+	ws, err := sample.Generate(context.Background(), filepath.Join(dir, "ws"), o)
 	assert.NilError(t, err)
 	f := &cycleFixture{ws: ws, mods: filepath.Join(dir, "mods"), state: filepath.Join(ws.Root, ".lambda-check"),
 		gitEnv: append(os.Environ(), "GIT_AUTHOR_NAME=Up", "GIT_AUTHOR_EMAIL=up@logos.invalid", "GIT_COMMITTER_NAME=Up", "GIT_COMMITTER_EMAIL=up@logos.invalid")}
@@ -78,7 +78,7 @@ func (f *cycleFixture) plugin(t *testing.T, name, mode string) {
 	so := name + "_plugin.so"
 	assert.NilError(t, os.WriteFile(filepath.Join(dir, "manifest.json"),
 		[]byte(fmt.Sprintf(`{"name": %q, "version": "0.1.0", "main": {"linux-amd64": %q, "linux-x86_64": %q, "linux-arm64": %q, "linux-aarch64": %q}}`, name, so, so, so, so)), 0o644))
-	assert.NilError(t, logostest.WritePlugin(filepath.Join(dir, so), logostest.Plugin{Name: name, QtMajor: 6, QtMinor: 4, Main: name + "_plugin", IID: "org.logos.ModuleInterface", Mode: mode}))
+	assert.NilError(t, standin.WritePlugin(filepath.Join(dir, so), standin.Plugin{Name: name, QtMajor: 6, QtMinor: 4, Main: name + "_plugin", IID: "org.logos.ModuleInterface", Mode: mode}))
 }
 
 // advance puts a new commit on a repository's remote branch.

@@ -20,17 +20,17 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/lambda-os/lambda-check/internal/cli"
-	"github.com/lambda-os/lambda-check/internal/gittest"
-	"github.com/lambda-os/lambda-check/internal/gittest/requires"
-	"github.com/lambda-os/lambda-check/internal/logos/logostest"
+	"github.com/lambda-os/lambda-check/internal/logos/standin"
+	"github.com/lambda-os/lambda-check/internal/requires"
+	"github.com/lambda-os/lambda-check/internal/sample"
 	"github.com/lambda-os/lambda-check/internal/sign"
 )
 
 func TestMain(m *testing.M) {
 	testscript.Main(m, map[string]func(){
 		// Stand-ins for the Logos runtime hosts of both generations.
-		"logos_host":    func() { logostest.HostMain("march") },
-		"logos_host_qt": func() { logostest.HostMain("august") },
+		"logos_host":    func() { standin.HostMain("march") },
+		"logos_host_qt": func() { standin.HostMain("august") },
 		// genplugin DIR NAME [MODE]: a module directory with a stand-in
 		// plugin (manifest layout, Qt 6.4).
 		"genplugin": func() {
@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 				fmt.Fprintln(os.Stderr, "usage: genplugin DIR NAME [MODE]")
 				os.Exit(2)
 			}
-			p := logostest.Plugin{Name: a[1], QtMajor: 6, QtMinor: 4, Main: a[1] + "_plugin", IID: "org.logos.ModuleInterface"}
+			p := standin.Plugin{Name: a[1], QtMajor: 6, QtMinor: 4, Main: a[1] + "_plugin", IID: "org.logos.ModuleInterface"}
 			if len(a) > 2 {
 				p.Mode = a[2]
 			}
@@ -50,7 +50,7 @@ func TestMain(m *testing.M) {
 				err = os.WriteFile(filepath.Join(dir, "manifest.json"), []byte(fmt.Sprintf(`{"name": %q, "version": "0.1.0", "main": {"linux-amd64": %q, "linux-x86_64": %q, "linux-arm64": %q, "linux-aarch64": %q}}`, a[1], so, so, so, so)), 0o644)
 			}
 			if err == nil {
-				err = logostest.WritePlugin(filepath.Join(dir, so), p)
+				err = standin.WritePlugin(filepath.Join(dir, so), p)
 			}
 			if err != nil {
 				fmt.Fprintln(os.Stderr, err)
@@ -167,7 +167,7 @@ func TestScripts(t *testing.T) {
 				if len(args) < 1 {
 					ts.Fatalf("usage: genws DIR [MODULES] [KEY=VALUE...]")
 				}
-				o := gittest.DemoOptions()
+				o := sample.DemoOptions()
 				rest := args[1:]
 				if len(rest) > 0 && !strings.Contains(rest[0], "=") && rest[0] != "signed" {
 					n, err := strconv.Atoi(rest[0])
@@ -196,7 +196,7 @@ func TestScripts(t *testing.T) {
 						ts.Fatalf("genws: unknown option %q", kv)
 					}
 				}
-				_, err := gittest.Generate(context.Background(), ts.MkAbs(args[0]), o)
+				_, err := sample.Generate(context.Background(), ts.MkAbs(args[0]), o)
 				ts.Check(err)
 			},
 		},

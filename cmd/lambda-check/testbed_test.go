@@ -23,8 +23,8 @@ import (
 	"gotest.tools/v3/assert"
 
 	"github.com/lambda-os/lambda-check/internal/cli"
-	"github.com/lambda-os/lambda-check/internal/gittest"
-	"github.com/lambda-os/lambda-check/internal/gittest/requires"
+	"github.com/lambda-os/lambda-check/internal/requires"
+	"github.com/lambda-os/lambda-check/internal/sample"
 )
 
 // testbed copies the test bed's workspace into a temporary directory (its
@@ -160,12 +160,12 @@ func TestTestbed(t *testing.T) {
 }
 
 // TestRealisticKit runs the same checks on a generated workspace with
-// every structural feature of the real one (gittest.RealisticOptions), so
+// every structural feature of the real one (sample.RealisticOptions), so
 // CI covers each class without the test bed.
 func TestRealisticKit(t *testing.T) {
 	requires.Tool(t, "git")
 	t.Parallel()
-	ws, err := gittest.Generate(context.Background(), t.TempDir(), gittest.RealisticOptions())
+	ws, err := sample.Generate(context.Background(), t.TempDir(), sample.RealisticOptions())
 	assert.NilError(t, err)
 	checkWorkspace(t, ws.Root)
 
@@ -235,7 +235,7 @@ func TestRealisticKit(t *testing.T) {
 		}
 	}
 	assert.Equal(t, len(chat.Payload.Lock), 1, "chat's proposal moves its lock node")
-	assert.DeepEqual(t, chat.Payload.Lock[0].Added, []string{gittest.InfraRepo})
+	assert.DeepEqual(t, chat.Payload.Lock[0].Added, []string{sample.InfraRepo})
 }
 
 // checkWorkspace runs every stage on a workspace and checks each against

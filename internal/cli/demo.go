@@ -12,7 +12,7 @@ import (
 	"github.com/lambda-os/lambda-check/internal/artifact"
 	"github.com/lambda-os/lambda-check/internal/audit"
 	"github.com/lambda-os/lambda-check/internal/exitcode"
-	"github.com/lambda-os/lambda-check/internal/gittest"
+	"github.com/lambda-os/lambda-check/internal/sample"
 	"github.com/lambda-os/lambda-check/internal/sign"
 	"github.com/lambda-os/lambda-check/internal/stage/governance"
 	"github.com/lambda-os/lambda-check/internal/stage/plan"
@@ -63,7 +63,7 @@ func (c *DemoCmd) Run(rt *Runtime) error {
 	} else {
 		dir = rt.Abs(dir)
 	}
-	opts := gittest.DemoOptions()
+	opts := sample.DemoOptions()
 	opts.Modules = c.Modules
 	if c.Modules < 10 {
 		// Keep only the ahead and drift repositories the smaller catalog has.
@@ -75,7 +75,7 @@ func (c *DemoCmd) Run(rt *Runtime) error {
 	if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
 		return exitcode.Input(fmt.Errorf("demo directory %q is not empty", dir), "give --dir a new or empty directory; nothing in an existing one is overwritten")
 	}
-	ws, err := gittest.Generate(rt.Ctx, dir, opts)
+	ws, err := sample.Generate(rt.Ctx, dir, opts)
 	if err != nil {
 		return fmt.Errorf("build demo workspace: %w", err)
 	}
@@ -216,7 +216,7 @@ func (c *DemoCmd) Run(rt *Runtime) error {
 // binary is gone when the demo ends, so a copy in the demo directory is
 // named instead), and only proposals that exist now are named, with their
 // state.
-func demoTryNext(rt *Runtime, dir string, ws *gittest.Workspace, snapPath string) error {
+func demoTryNext(rt *Runtime, dir string, ws *sample.Workspace, snapPath string) error {
 	lc, note, err := demoBinary(rt, dir)
 	if err != nil {
 		return err

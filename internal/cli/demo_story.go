@@ -8,7 +8,7 @@ import (
 
 	"github.com/lambda-os/lambda-check/internal/artifact"
 	"github.com/lambda-os/lambda-check/internal/audit"
-	"github.com/lambda-os/lambda-check/internal/gittest"
+	"github.com/lambda-os/lambda-check/internal/sample"
 	"github.com/lambda-os/lambda-check/internal/sign"
 	"github.com/lambda-os/lambda-check/internal/stage/cycle"
 	"github.com/lambda-os/lambda-check/internal/stage/governance"
@@ -30,7 +30,7 @@ func (s *demoStory) say(format string, a ...any) {
 	s.lines = append(s.lines, fmt.Sprintf(format, a...))
 }
 
-func runDemoStory(rt *Runtime, sd *statedir.Dir, dir string, ws *gittest.Workspace, keyPath string) (*demoStory, error) {
+func runDemoStory(rt *Runtime, sd *statedir.Dir, dir string, ws *sample.Workspace, keyPath string) (*demoStory, error) {
 	st := &demoStory{}
 	host, _ := findHost(rt, rt.Env.Getenv("LAMBDA_CHECK_LOGOS_HOST"), "", ws.Root)
 	mods := rt.Env.Getenv("LAMBDA_CHECK_MODULES_DIR")
@@ -111,7 +111,7 @@ func runDemoStory(rt *Runtime, sd *statedir.Dir, dir string, ws *gittest.Workspa
 // demoBreak approves and applies a pending upgrade of a module with the
 // demo key, and "builds" it: the simulated build of that module from its
 // new pin crashes on load.
-func demoBreak(rt *Runtime, sd *statedir.Dir, st *demoStory, ws *gittest.Workspace, planPath string, build []string, keyPath string) error {
+func demoBreak(rt *Runtime, sd *statedir.Dir, st *demoStory, ws *sample.Workspace, planPath string, build []string, keyPath string) error {
 	ls, err := listProposals(rt)
 	if err != nil {
 		return err

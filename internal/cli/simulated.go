@@ -12,8 +12,8 @@ import (
 
 	"github.com/lambda-os/lambda-check/internal/artifact"
 	"github.com/lambda-os/lambda-check/internal/exitcode"
-	"github.com/lambda-os/lambda-check/internal/gittest"
-	"github.com/lambda-os/lambda-check/internal/logos/logostest"
+	"github.com/lambda-os/lambda-check/internal/logos/standin"
+	"github.com/lambda-os/lambda-check/internal/sample"
 	"github.com/lambda-os/lambda-check/internal/stage/snapshot"
 )
 
@@ -37,7 +37,7 @@ func (c *SimulatedHostCmd) Run(rt *Runtime) error {
 	os.Args = append([]string{"logos_host"}, args...)
 	// A host dies on SIGTERM: undo main's graceful handling.
 	signal.Reset(os.Interrupt, syscall.SIGTERM)
-	logostest.HostMain("march")
+	standin.HostMain("march")
 	return nil
 }
 
@@ -103,14 +103,14 @@ func writeSimulatedModule(dir, name, mode string) error {
 	if err := artifact.WriteFile(filepath.Join(d, "manifest.json"), []byte(manifest+"\n"), 0o644); err != nil {
 		return err
 	}
-	return logostest.WritePlugin(filepath.Join(d, so), logostest.Plugin{Name: name, QtMajor: 6, QtMinor: 4, Main: name + "_plugin",
+	return standin.WritePlugin(filepath.Join(d, so), standin.Plugin{Name: name, QtMajor: 6, QtMinor: 4, Main: name + "_plugin",
 		IID: "org.logos.ModuleInterface", Mode: mode})
 }
 
 // simulatedRuntime sets up the simulated host and the modules built from
 // the workspace's current pins; it returns the host wrapper, the modules
 // directory, the build plan's path and the build command.
-func simulatedRuntime(rt *Runtime, dir string, ws *gittest.Workspace) (host, mods, planPath string, build []string, err error) {
+func simulatedRuntime(rt *Runtime, dir string, ws *sample.Workspace) (host, mods, planPath string, build []string, err error) {
 	if rt.Env.Self == "" {
 		return "", "", "", nil, fmt.Errorf("the simulated runtime needs the path of lambda-check itself")
 	}
@@ -141,7 +141,7 @@ func simulatedRuntime(rt *Runtime, dir string, ws *gittest.Workspace) (host, mod
 // writeBuildPlan records the workspace's current pins as the good ones;
 // the module of submodule crash (if any) crashes when built from another.
 // It builds every module from those pins.
-func writeBuildPlan(rt *Runtime, planPath, mods string, ws *gittest.Workspace, crash string) error {
+func writeBuildPlan(rt *Runtime, planPath, mods string, ws *sample.Workspace, crash string) error {
 	res, err := snapshot.Run(rt.Ctx, snapshot.Request{Workspace: ws.Root, Exclude: []string{rt.StateDirPath()}})
 	if err != nil {
 		return err

@@ -14,9 +14,9 @@ import (
 
 	"github.com/lambda-os/lambda-check/internal/flake"
 	"github.com/lambda-os/lambda-check/internal/gitrepo"
-	"github.com/lambda-os/lambda-check/internal/gittest"
-	"github.com/lambda-os/lambda-check/internal/gittest/requires"
 	"github.com/lambda-os/lambda-check/internal/nixcli"
+	"github.com/lambda-os/lambda-check/internal/requires"
+	"github.com/lambda-os/lambda-check/internal/sample"
 )
 
 func needNix(t *testing.T) *nixcli.Nix {
@@ -32,7 +32,7 @@ func needNix(t *testing.T) *nixcli.Nix {
 func TestGeneratedLockIsNixsOwn(t *testing.T) {
 	t.Parallel()
 	n := needNix(t)
-	ws, err := gittest.Generate(context.Background(), t.TempDir(), gittest.Options{Modules: 5})
+	ws, err := sample.Generate(context.Background(), t.TempDir(), sample.Options{Modules: 5})
 	assert.NilError(t, err)
 	ours, err := os.ReadFile(filepath.Join(ws.Root, "flake.lock"))
 	assert.NilError(t, err)
@@ -59,13 +59,13 @@ func TestGeneratedLockIsNixsOwn(t *testing.T) {
 // pins wherever and whenever the workspace is generated.
 func TestStableHashes(t *testing.T) {
 	t.Parallel()
-	ws, err := gittest.Generate(context.Background(), t.TempDir(), gittest.Options{Modules: 3})
+	ws, err := sample.Generate(context.Background(), t.TempDir(), sample.Options{Modules: 3})
 	assert.NilError(t, err)
 	pins := map[string]string{}
 	for _, r := range ws.Repos {
 		pins[r.Name] = r.Pin.String()
 	}
-	ws2, err := gittest.Generate(context.Background(), t.TempDir(), gittest.Options{Modules: 3})
+	ws2, err := sample.Generate(context.Background(), t.TempDir(), sample.Options{Modules: 3})
 	assert.NilError(t, err)
 	for _, r := range ws2.Repos {
 		assert.Equal(t, r.Pin.String(), pins[r.Name], r.Name)

@@ -7,14 +7,14 @@ import (
 	"testing"
 
 	"github.com/lambda-os/lambda-check/internal/gitrepo"
-	"github.com/lambda-os/lambda-check/internal/gittest"
+	"github.com/lambda-os/lambda-check/internal/sample"
 )
 
 // FuzzDecodeIndex: any bytes either decode or fail with an error; never a
 // panic, never an endless loop. Seeds are real indexes of a generated module
 // and superproject (gitlinks, a TREE extension).
 func FuzzDecodeIndex(f *testing.F) {
-	ws, err := gittest.Generate(context.Background(), f.TempDir(), gittest.Options{Modules: 1})
+	ws, err := sample.Generate(context.Background(), f.TempDir(), sample.Options{Modules: 1})
 	if err != nil {
 		f.Fatal(err)
 	}

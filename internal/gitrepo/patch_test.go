@@ -14,8 +14,8 @@ import (
 	"gotest.tools/v3/assert"
 
 	"github.com/lambda-os/lambda-check/internal/gitrepo"
-	"github.com/lambda-os/lambda-check/internal/gittest"
-	"github.com/lambda-os/lambda-check/internal/gittest/requires"
+	"github.com/lambda-os/lambda-check/internal/requires"
+	"github.com/lambda-os/lambda-check/internal/sample"
 )
 
 // A change built in memory, as a patch, is what git itself makes of it:
@@ -25,7 +25,7 @@ import (
 func TestBuildChangeAndPatch(t *testing.T) {
 	t.Parallel()
 	requires.Tool(t, "git")
-	ws, err := gittest.Generate(context.Background(), t.TempDir(), gittest.Options{Modules: 3, Ahead: map[string]int{"logos-chat-module": 2}})
+	ws, err := sample.Generate(context.Background(), t.TempDir(), sample.Options{Modules: 3, Ahead: map[string]int{"logos-chat-module": 2}})
 	assert.NilError(t, err)
 	repo, err := gitrepo.Open(ws.Root)
 	assert.NilError(t, err)

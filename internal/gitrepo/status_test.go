@@ -15,8 +15,8 @@ import (
 	"gotest.tools/v3/assert"
 
 	"github.com/lambda-os/lambda-check/internal/gitrepo"
-	"github.com/lambda-os/lambda-check/internal/gittest"
-	"github.com/lambda-os/lambda-check/internal/gittest/requires"
+	"github.com/lambda-os/lambda-check/internal/requires"
+	"github.com/lambda-os/lambda-check/internal/sample"
 )
 
 func git(t *testing.T, dir string, args ...string) string {
@@ -91,7 +91,7 @@ func ourStatus(t *testing.T, dir string) []string {
 // work tree can change, then compares the in-process status with git's.
 func TestStatusMatchesGit(t *testing.T) {
 	requires.Tool(t, "git")
-	ws, err := gittest.Generate(context.Background(), t.TempDir(), gittest.Options{Modules: 2})
+	ws, err := sample.Generate(context.Background(), t.TempDir(), sample.Options{Modules: 2})
 	assert.NilError(t, err)
 	sub := filepath.Join(ws.Root, "repos", "logos-capability-module")
 
@@ -142,7 +142,7 @@ func TestStatusMatchesGit(t *testing.T) {
 // not files, a staged gitlink is a staged change, and excluded paths vanish.
 func TestStatusSuperproject(t *testing.T) {
 	requires.Tool(t, "git")
-	ws, err := gittest.Generate(context.Background(), t.TempDir(), gittest.Options{Modules: 2})
+	ws, err := sample.Generate(context.Background(), t.TempDir(), sample.Options{Modules: 2})
 	assert.NilError(t, err)
 	assert.DeepEqual(t, gitStatus(t, ws.Root), []string(nil))
 	assert.DeepEqual(t, ourStatus(t, ws.Root), []string(nil))
@@ -177,7 +177,7 @@ func TestOpenErrors(t *testing.T) {
 }
 
 func TestCorruptIndexFailsClosed(t *testing.T) {
-	ws, err := gittest.Generate(context.Background(), t.TempDir(), gittest.Options{Modules: 1})
+	ws, err := sample.Generate(context.Background(), t.TempDir(), sample.Options{Modules: 1})
 	assert.NilError(t, err)
 	idx := filepath.Join(ws.Root, ".git", "index")
 	b, err := os.ReadFile(idx)
@@ -196,7 +196,7 @@ func TestUnreadableFailsClosed(t *testing.T) {
 	if os.Geteuid() == 0 {
 		t.Skip("skipped: running as root, which reads any file; the check needs an unprivileged user")
 	}
-	ws, err := gittest.Generate(context.Background(), t.TempDir(), gittest.Options{Modules: 1})
+	ws, err := sample.Generate(context.Background(), t.TempDir(), sample.Options{Modules: 1})
 	assert.NilError(t, err)
 	dir := filepath.Join(ws.Root, "private")
 	assert.NilError(t, os.MkdirAll(dir, 0o755))
@@ -214,7 +214,7 @@ func TestUnreadableFailsClosed(t *testing.T) {
 // status as git's. Version 2 is what every other test reads.
 func TestIndexVersions(t *testing.T) {
 	requires.Tool(t, "git")
-	ws, err := gittest.Generate(context.Background(), t.TempDir(), gittest.Options{Modules: 1})
+	ws, err := sample.Generate(context.Background(), t.TempDir(), sample.Options{Modules: 1})
 	assert.NilError(t, err)
 	sub := filepath.Join(ws.Root, "repos", "logos-liblogos")
 	assert.NilError(t, os.WriteFile(filepath.Join(sub, "intent.txt"), []byte("later"), 0o644))

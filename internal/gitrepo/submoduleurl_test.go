@@ -15,7 +15,7 @@ import (
 	"gotest.tools/v3/assert"
 
 	"github.com/lambda-os/lambda-check/internal/gitrepo"
-	"github.com/lambda-os/lambda-check/internal/gittest/requires"
+	"github.com/lambda-os/lambda-check/internal/requires"
 )
 
 // gitEnv is a git environment with its own HOME and no system config, so

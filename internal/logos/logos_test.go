@@ -16,17 +16,17 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 
 	"github.com/lambda-os/lambda-check/internal/logos"
-	"github.com/lambda-os/lambda-check/internal/logos/logostest"
+	"github.com/lambda-os/lambda-check/internal/logos/standin"
 )
 
 // TestMain lets this test binary be the stand-in host: the sandbox passes
 // LAMBDA_CHECK_TEST_HOST through its configured variables.
 func TestMain(m *testing.M) {
 	if g := os.Getenv("LAMBDA_CHECK_TEST_HOST"); g != "" {
-		logostest.HostMain(g)
+		standin.HostMain(g)
 	}
 	if g := os.Getenv("LAMBDA_CHECK_TEST_CORE"); g != "" {
-		logostest.CoreMain(g)
+		standin.CoreMain(g)
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
@@ -114,7 +114,7 @@ func TestPluginMeta(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	p := filepath.Join(dir, "chat_module_plugin.so")
-	assert.NilError(t, logostest.WritePlugin(p, logostest.Plugin{Name: "chat_module", QtMajor: 6, QtMinor: 4, IID: "org.logos.ModuleInterface",
+	assert.NilError(t, standin.WritePlugin(p, standin.Plugin{Name: "chat_module", QtMajor: 6, QtMinor: 4, IID: "org.logos.ModuleInterface",
 		ClassName: "ChatModule", Main: "chat_module_plugin", Dependencies: []string{"waku_module"}}))
 	f, err := os.Open(p)
 	assert.NilError(t, err)
@@ -130,7 +130,7 @@ func TestPluginMeta(t *testing.T) {
 	assert.DeepEqual(t, m.Dependencies(), []string{"waku_module"})
 
 	np := filepath.Join(dir, "plain.so")
-	assert.NilError(t, logostest.WritePlugin(np, logostest.Plugin{NoNote: true}))
+	assert.NilError(t, standin.WritePlugin(np, standin.Plugin{NoNote: true}))
 	nf, err := os.Open(np)
 	assert.NilError(t, err)
 	defer nf.Close()
@@ -176,7 +176,7 @@ func TestCoreCalls(t *testing.T) {
 func FuzzReadPluginMeta(f *testing.F) {
 	dir := f.TempDir()
 	p := filepath.Join(dir, "x.so")
-	if err := logostest.WritePlugin(p, logostest.Plugin{Name: "x_module", QtMajor: 6, QtMinor: 4, IID: "i", Dependencies: []string{"y"}}); err != nil {
+	if err := standin.WritePlugin(p, standin.Plugin{Name: "x_module", QtMajor: 6, QtMinor: 4, IID: "i", Dependencies: []string{"y"}}); err != nil {
 		f.Fatal(err)
 	}
 	b, _ := os.ReadFile(p)

@@ -13,9 +13,9 @@ import (
 	"gotest.tools/v3/assert"
 
 	"github.com/lambda-os/lambda-check/internal/audit"
-	"github.com/lambda-os/lambda-check/internal/gittest"
-	"github.com/lambda-os/lambda-check/internal/gittest/requires"
 	"github.com/lambda-os/lambda-check/internal/nixcli"
+	"github.com/lambda-os/lambda-check/internal/requires"
+	"github.com/lambda-os/lambda-check/internal/sample"
 )
 
 // repoRoot is this repository's root (for nixlib).
@@ -59,7 +59,7 @@ func TestWorkspaceFlakeCheck(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			ws, err := gittest.Generate(ctx, t.TempDir(), gittest.Options{Modules: 3, Drift: tc.drift})
+			ws, err := sample.Generate(ctx, t.TempDir(), sample.Options{Modules: 3, Drift: tc.drift})
 			assert.NilError(t, err)
 			flakeNix := filepath.Join(ws.Root, "flake.nix")
 			b, err := os.ReadFile(flakeNix)

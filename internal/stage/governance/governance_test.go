@@ -17,8 +17,8 @@ import (
 
 	"github.com/lambda-os/lambda-check/internal/artifact"
 	"github.com/lambda-os/lambda-check/internal/gitrepo"
-	"github.com/lambda-os/lambda-check/internal/gittest"
-	"github.com/lambda-os/lambda-check/internal/gittest/requires"
+	"github.com/lambda-os/lambda-check/internal/requires"
+	"github.com/lambda-os/lambda-check/internal/sample"
 	"github.com/lambda-os/lambda-check/internal/sign"
 	"github.com/lambda-os/lambda-check/internal/stage/policy"
 	"github.com/lambda-os/lambda-check/internal/stage/propose"
@@ -30,7 +30,7 @@ import (
 var now = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 
 type fixture struct {
-	ws    *gittest.Workspace
+	ws    *sample.Workspace
 	state string
 	keys  map[string]*sign.PrivateKey
 	reg   *sign.Registry
@@ -49,7 +49,7 @@ func key(t *testing.T, id string, seed byte) *sign.PrivateKey {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	requires.Tool(t, "git")
-	ws, err := gittest.Generate(context.Background(), t.TempDir(), gittest.Options{Modules: 3, Ahead: map[string]int{"logos-chat-module": 2, "logos-waku-module": 1}})
+	ws, err := sample.Generate(context.Background(), t.TempDir(), sample.Options{Modules: 3, Ahead: map[string]int{"logos-chat-module": 2, "logos-waku-module": 1}})
 	assert.NilError(t, err)
 	f := &fixture{ws: ws, state: t.TempDir(), keys: map[string]*sign.PrivateKey{}}
 	var entries []sign.Key
@@ -424,7 +424,7 @@ func FuzzParseDecision(f *testing.F) {
 func TestApplyFetches(t *testing.T) {
 	t.Parallel()
 	requires.Tool(t, "git")
-	ws, err := gittest.Generate(context.Background(), t.TempDir(), gittest.Options{Modules: 3})
+	ws, err := sample.Generate(context.Background(), t.TempDir(), sample.Options{Modules: 3})
 	assert.NilError(t, err)
 	chat := ws.Repo("logos-chat-module")
 	// A remote the workspace has never seen, one commit ahead.

@@ -9,8 +9,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/lambda-os/lambda-check/internal/gittest"
-	"github.com/lambda-os/lambda-check/internal/gittest/requires"
+	"github.com/lambda-os/lambda-check/internal/requires"
+	"github.com/lambda-os/lambda-check/internal/sample"
 	"github.com/lambda-os/lambda-check/internal/stage/plan"
 	"github.com/lambda-os/lambda-check/internal/stage/snapshot"
 	"github.com/lambda-os/lambda-check/internal/workspace"
@@ -24,7 +24,7 @@ var (
 )
 
 type benchWorkspace struct {
-	ws   *gittest.Workspace
+	ws   *sample.Workspace
 	snap *workspace.Snapshot
 	cfg  *Config
 }
@@ -41,7 +41,7 @@ func benchFor(tb testing.TB, n int) *benchWorkspace {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ws, err := gittest.Generate(context.Background(), dir, gittest.Options{Modules: n - 2, Drift: []string{"logos-liblogos"}})
+	ws, err := sample.Generate(context.Background(), dir, sample.Options{Modules: n - 2, Drift: []string{"logos-liblogos"}})
 	if err != nil {
 		tb.Fatal(err)
 	}

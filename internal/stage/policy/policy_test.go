@@ -15,9 +15,9 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 
 	"github.com/lambda-os/lambda-check/internal/artifact"
-	"github.com/lambda-os/lambda-check/internal/gittest"
-	"github.com/lambda-os/lambda-check/internal/gittest/requires"
 	"github.com/lambda-os/lambda-check/internal/nixcli"
+	"github.com/lambda-os/lambda-check/internal/requires"
+	"github.com/lambda-os/lambda-check/internal/sample"
 	"github.com/lambda-os/lambda-check/internal/sign"
 	"github.com/lambda-os/lambda-check/internal/stage/snapshot"
 	"github.com/lambda-os/lambda-check/internal/workspace"
@@ -106,7 +106,7 @@ func nixOrSkip(t *testing.T) *nixcli.Nix {
 // none finds anything, with and without flake.nix evaluated.
 func TestCleanWorkspace(t *testing.T) {
 	t.Parallel()
-	ws, err := gittest.Generate(context.Background(), t.TempDir(), gittest.Options{Modules: 8, SigningKey: signingKey(t)})
+	ws, err := sample.Generate(context.Background(), t.TempDir(), sample.Options{Modules: 8, SigningKey: signingKey(t)})
 	assert.NilError(t, err)
 	rep := runPolicy(t, ws.Root, nil, nil)
 	assert.DeepEqual(t, findingsOf(rep), []found{})
@@ -126,7 +126,7 @@ func TestCleanWorkspace(t *testing.T) {
 // A workspace with known faults: policy reports exactly those.
 func TestKnownFaults(t *testing.T) {
 	t.Parallel()
-	ws, err := gittest.Generate(context.Background(), t.TempDir(), gittest.Options{
+	ws, err := sample.Generate(context.Background(), t.TempDir(), sample.Options{
 		Modules:      10,
 		Drift:        []string{"logos-wallet-module"},
 		Override:     []string{"logos-storage-module"},
@@ -194,7 +194,7 @@ func TestKnownFaults(t *testing.T) {
 // The snapshot and the flake.lock read must be the same file.
 func TestLockChangedSinceSnapshot(t *testing.T) {
 	t.Parallel()
-	ws, err := gittest.Generate(context.Background(), t.TempDir(), gittest.Options{Modules: 1})
+	ws, err := sample.Generate(context.Background(), t.TempDir(), sample.Options{Modules: 1})
 	assert.NilError(t, err)
 	snap := takeSnapshot(t, ws.Root)
 	f, err := os.OpenFile(filepath.Join(ws.Root, "flake.lock"), os.O_APPEND|os.O_WRONLY, 0)
@@ -208,7 +208,7 @@ func TestLockChangedSinceSnapshot(t *testing.T) {
 // Without a registry, an enabled signed-metadata rule fails closed.
 func TestSignedMetadataFailsClosed(t *testing.T) {
 	t.Parallel()
-	ws, err := gittest.Generate(context.Background(), t.TempDir(), gittest.Options{Modules: 2})
+	ws, err := sample.Generate(context.Background(), t.TempDir(), sample.Options{Modules: 2})
 	assert.NilError(t, err)
 	enable := func(reg string) func(*Config) {
 		return func(c *Config) {
@@ -240,7 +240,7 @@ func TestSignedMetadataFailsClosed(t *testing.T) {
 // The same workspace gives the same report, run after run.
 func TestDeterministic(t *testing.T) {
 	t.Parallel()
-	ws, err := gittest.Generate(context.Background(), t.TempDir(), gittest.DemoOptions())
+	ws, err := sample.Generate(context.Background(), t.TempDir(), sample.DemoOptions())
 	assert.NilError(t, err)
 	first := runPolicy(t, ws.Root, nil, nil)
 	a, err := artifact.Encode(first)
@@ -259,7 +259,7 @@ func TestDeterministic(t *testing.T) {
 // Checkout states each produce their finding; ignore silences a subject.
 func TestCheckoutDrift(t *testing.T) {
 	t.Parallel()
-	ws, err := gittest.Generate(context.Background(), t.TempDir(), gittest.Options{Modules: 4})
+	ws, err := sample.Generate(context.Background(), t.TempDir(), sample.Options{Modules: 4})
 	assert.NilError(t, err)
 	git := func(dir string, args ...string) {
 		t.Helper()

@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/lambda-os/lambda-check/internal/gitrepo"
-	"github.com/lambda-os/lambda-check/internal/gittest"
-	"github.com/lambda-os/lambda-check/internal/gittest/requires"
 	"github.com/lambda-os/lambda-check/internal/nixcli"
+	"github.com/lambda-os/lambda-check/internal/requires"
+	"github.com/lambda-os/lambda-check/internal/sample"
 	"github.com/lambda-os/lambda-check/internal/stage/plan"
 )
 
@@ -26,10 +26,10 @@ func TestBenchReport(t *testing.T) {
 		t.Skip("skipped: set LAMBDA_CHECK_BENCH=1 to measure (see docs/performance.md)")
 	}
 	ahead := map[string]int{}
-	for i, name := range gittest.RepoNames(53) {
+	for i, name := range sample.RepoNames(53) {
 		ahead[name] = 1 + i%3
 	}
-	f := newFixture(t, gittest.Options{Modules: 53, Ahead: ahead})
+	f := newFixture(t, sample.Options{Modules: 53, Ahead: ahead})
 	if f.up.Summary.Behind != 55 {
 		t.Fatalf("want 55 upgrades, got %+v", f.up.Summary)
 	}

@@ -16,9 +16,9 @@ import (
 	"github.com/lambda-os/lambda-check/internal/artifact"
 	"github.com/lambda-os/lambda-check/internal/flake"
 	"github.com/lambda-os/lambda-check/internal/gitrepo"
-	"github.com/lambda-os/lambda-check/internal/gittest"
-	"github.com/lambda-os/lambda-check/internal/gittest/requires"
 	"github.com/lambda-os/lambda-check/internal/nixcli"
+	"github.com/lambda-os/lambda-check/internal/requires"
+	"github.com/lambda-os/lambda-check/internal/sample"
 	"github.com/lambda-os/lambda-check/internal/stage/plan"
 	"github.com/lambda-os/lambda-check/internal/stage/policy"
 	"github.com/lambda-os/lambda-check/internal/stage/snapshot"
@@ -29,7 +29,7 @@ import (
 var producer = artifact.Producer{Name: "lambda-check", Version: "test"}
 
 type fixture struct {
-	ws     *gittest.Workspace
+	ws     *sample.Workspace
 	state  string
 	snap   *workspace.Snapshot
 	up     *upgrades.Upgrades
@@ -37,10 +37,10 @@ type fixture struct {
 	eval   flake.Evaluator
 }
 
-func newFixture(t *testing.T, o gittest.Options) *fixture {
+func newFixture(t *testing.T, o sample.Options) *fixture {
 	t.Helper()
 	requires.Tool(t, "git")
-	ws, err := gittest.Generate(context.Background(), t.TempDir(), o)
+	ws, err := sample.Generate(context.Background(), t.TempDir(), o)
 	assert.NilError(t, err)
 	f := &fixture{ws: ws, state: t.TempDir()}
 	f.snap = takeSnapshot(t, ws.Root)
@@ -93,7 +93,7 @@ func git(t *testing.T, dir string, args ...string) string {
 // meant to, the workspace untouched, and a second run changing nothing.
 func TestPropose(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, gittest.DemoOptions())
+	f := newFixture(t, sample.DemoOptions())
 	before := takeSnapshot(t, f.ws.Root)
 	res := f.propose(t)
 	var order []string
@@ -151,7 +151,7 @@ func TestPropose(t *testing.T) {
 // base, superseded when another moves the same pin further.
 func TestStatus(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, gittest.Options{Modules: 3, Ahead: map[string]int{"logos-chat-module": 2}})
+	f := newFixture(t, sample.Options{Modules: 3, Ahead: map[string]int{"logos-chat-module": 2}})
 	first := f.propose(t)
 	assert.Equal(t, len(first.Outcomes), 1)
 	ls, err := List(filepath.Join(f.state, "proposals"), takeSnapshot(t, f.ws.Root), filepath.Join(f.state, "remotes"))
@@ -193,7 +193,7 @@ func TestStatus(t *testing.T) {
 // approvable.
 func TestForbiddenChange(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, gittest.Options{Modules: 3, Ahead: map[string]int{"logos-chat-module": 1}})
+	f := newFixture(t, sample.Options{Modules: 3, Ahead: map[string]int{"logos-chat-module": 1}})
 	cfg, err := policy.ParseConfig([]byte(`{"schemaVersion": 1, "rules": {"forbidden-paths": {"options": {"paths": ["repos/logos-chat-module"]}}, "local-override": {"enabled": false}}}`), "test", f.ws.Root)
 	assert.NilError(t, err)
 	f.policy = cfg
@@ -220,7 +220,7 @@ func TestProposalWithNix(t *testing.T) {
 	assert.NilError(t, err)
 	// Chat's upstream also changes its flake's own inputs (takes
 	// logos-nix, drops logos-liblogos): re-locked as Nix does.
-	o := gittest.DemoOptions()
+	o := sample.DemoOptions()
 	o.ChangedInputs = []string{"logos-chat-module"}
 	f := newFixture(t, o)
 	f.eval = n
@@ -282,11 +282,11 @@ func TestProposalWithNix(t *testing.T) {
 	head := f.ws.Repo("logos-chat-module").Head.String()
 	// Its own inputs were re-locked from its new flake.lock: logos-nix
 	// taken, logos-liblogos dropped; and it evaluates and builds with them.
-	assert.DeepEqual(t, p.Lock[0].Added, []string{gittest.InfraRepo})
+	assert.DeepEqual(t, p.Lock[0].Added, []string{sample.InfraRepo})
 	assert.DeepEqual(t, p.Lock[0].Removed, []string{"logos-liblogos"})
 	chatOut := build("logos-chat-module")
 	assert.Check(t, strings.HasPrefix(chatOut, "logos-chat-module "+head+"\n"))
-	assert.Check(t, is.Contains(chatOut, "-"+gittest.InfraRepo+"\n"))
+	assert.Check(t, is.Contains(chatOut, "-"+sample.InfraRepo+"\n"))
 	ui := build("logos-chat-ui")
 	assert.Check(t, is.Contains(ui, "-logos-chat-module\n"))
 	_, err = n.Run(ctx, dir, "flake", "check", p.Build.Flake)
@@ -300,7 +300,7 @@ func TestProposalWithNix(t *testing.T) {
 // it is proposed (the gitlink) but never approvable.
 func TestUnmovableLock(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, gittest.Options{Modules: 3, Ahead: map[string]int{"logos-chat-module": 1}, Override: []string{"logos-chat-module"}})
+	f := newFixture(t, sample.Options{Modules: 3, Ahead: map[string]int{"logos-chat-module": 1}, Override: []string{"logos-chat-module"}})
 	res := f.propose(t)
 	assert.Equal(t, len(res.Outcomes), 1)
 	assert.Check(t, !res.Outcomes[0].Approvable)

@@ -12,8 +12,8 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/lambda-os/lambda-check/internal/gittest"
-	"github.com/lambda-os/lambda-check/internal/gittest/requires"
+	"github.com/lambda-os/lambda-check/internal/requires"
+	"github.com/lambda-os/lambda-check/internal/sample"
 	"github.com/lambda-os/lambda-check/internal/stage/snapshot"
 )
 
@@ -29,12 +29,12 @@ var benchCases = []benchCase{{55, 26}, {55, 300}, {500, 26}, {2000, 26}}
 var (
 	benchMu   sync.Mutex
 	benchRoot string
-	benchWS   = map[benchCase]*gittest.Workspace{}
+	benchWS   = map[benchCase]*sample.Workspace{}
 )
 
 // workspaceFor generates each shape once per process, in a directory
 // removed by TestMain.
-func workspaceFor(tb testing.TB, c benchCase) *gittest.Workspace {
+func workspaceFor(tb testing.TB, c benchCase) *sample.Workspace {
 	benchMu.Lock()
 	defer benchMu.Unlock()
 	if ws, ok := benchWS[c]; ok {
@@ -47,8 +47,8 @@ func workspaceFor(tb testing.TB, c benchCase) *gittest.Workspace {
 		}
 		benchRoot = d
 	}
-	ws, err := gittest.Generate(context.Background(), filepath.Join(benchRoot, fmt.Sprintf("%d-%d", c.modules, c.files)),
-		gittest.Options{Modules: c.modules - 2, Files: c.files})
+	ws, err := sample.Generate(context.Background(), filepath.Join(benchRoot, fmt.Sprintf("%d-%d", c.modules, c.files)),
+		sample.Options{Modules: c.modules - 2, Files: c.files})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func inProcess(ctx context.Context, ws *gittest.Workspace) error {
+func inProcess(ctx context.Context, ws *sample.Workspace) error {
 	_, err := snapshot.Run(ctx, snapshot.Request{Workspace: ws.Root, Parallelism: 4 * runtime.GOMAXPROCS(0)})
 	return err
 }
@@ -77,7 +77,7 @@ func inProcess(ctx context.Context, ws *gittest.Workspace) error {
 // CLI to learn the same facts — the superproject's status including
 // submodules, then each submodule's status with its HEAD, run with the same
 // parallelism as lambda-check.
-func gitCLISnapshot(ctx context.Context, ws *gittest.Workspace) error {
+func gitCLISnapshot(ctx context.Context, ws *sample.Workspace) error {
 	run := func(dir string, args ...string) error {
 		cmd := exec.CommandContext(ctx, "git", append([]string{"-C", dir}, args...)...)
 		cmd.Stdout, cmd.Stderr = nil, nil

@@ -10,8 +10,8 @@ import (
 	"gotest.tools/v3/assert"
 
 	"github.com/lambda-os/lambda-check/internal/exitcode"
-	"github.com/lambda-os/lambda-check/internal/gittest"
-	"github.com/lambda-os/lambda-check/internal/gittest/requires"
+	"github.com/lambda-os/lambda-check/internal/requires"
+	"github.com/lambda-os/lambda-check/internal/sample"
 	"github.com/lambda-os/lambda-check/internal/stage/snapshot"
 	"github.com/lambda-os/lambda-check/internal/workspace"
 )
@@ -26,7 +26,7 @@ func git(t *testing.T, dir string, args ...string) {
 
 func TestCleanWorkspace(t *testing.T) {
 	t.Parallel()
-	ws, err := gittest.Generate(context.Background(), t.TempDir(), gittest.Options{Modules: 3})
+	ws, err := sample.Generate(context.Background(), t.TempDir(), sample.Options{Modules: 3})
 	assert.NilError(t, err)
 	res, err := snapshot.Run(context.Background(), snapshot.Request{Workspace: ws.Root, Parallelism: 4})
 	assert.NilError(t, err)
@@ -55,7 +55,7 @@ func TestCleanWorkspace(t *testing.T) {
 func TestNestedSubmoduleAddedByGit(t *testing.T) {
 	t.Parallel()
 	requires.Tool(t, "git")
-	ws, err := gittest.Generate(context.Background(), t.TempDir(), gittest.Options{Modules: 1})
+	ws, err := sample.Generate(context.Background(), t.TempDir(), sample.Options{Modules: 1})
 	assert.NilError(t, err)
 	parent := filepath.Join(ws.Root, "repos", "logos-liblogos")
 	git(t, parent, "submodule", "add", "-q", ws.Repo("logos-cpp-sdk").Remote, "vendor/sdk")
@@ -85,7 +85,7 @@ func TestBadWorkspace(t *testing.T) {
 
 func TestCancelled(t *testing.T) {
 	t.Parallel()
-	ws, err := gittest.Generate(context.Background(), t.TempDir(), gittest.Options{Modules: 2})
+	ws, err := sample.Generate(context.Background(), t.TempDir(), sample.Options{Modules: 2})
 	assert.NilError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

@@ -12,8 +12,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing"
 
 	"github.com/lambda-os/lambda-check/internal/gitrepo"
-	"github.com/lambda-os/lambda-check/internal/gittest"
-	"github.com/lambda-os/lambda-check/internal/gittest/requires"
+	"github.com/lambda-os/lambda-check/internal/requires"
+	"github.com/lambda-os/lambda-check/internal/sample"
 	"github.com/lambda-os/lambda-check/internal/workspace"
 )
 
@@ -38,13 +38,13 @@ func (l latency) Fetch(ctx context.Context, s *gitrepo.Repo, url, branch string,
 // a day with upstream work.
 func benchWorkspace(t *testing.T) (*workspace.Snapshot, string) {
 	ahead := map[string]int{}
-	for i, name := range gittest.RepoNames(53) {
+	for i, name := range sample.RepoNames(53) {
 		if i%3 == 0 {
 			ahead[name] = 1 + i%4
 		}
 	}
 	dir := t.TempDir()
-	ws, err := gittest.Generate(context.Background(), dir, gittest.Options{Modules: 53, Ahead: ahead})
+	ws, err := sample.Generate(context.Background(), dir, sample.Options{Modules: 53, Ahead: ahead})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,8 +18,8 @@ import (
 	"gotest.tools/v3/assert"
 
 	"github.com/lambda-os/lambda-check/internal/gitrepo"
-	"github.com/lambda-os/lambda-check/internal/gittest"
-	"github.com/lambda-os/lambda-check/internal/gittest/requires"
+	"github.com/lambda-os/lambda-check/internal/requires"
+	"github.com/lambda-os/lambda-check/internal/sample"
 	"github.com/lambda-os/lambda-check/internal/stage/snapshot"
 	"github.com/lambda-os/lambda-check/internal/workspace"
 )
@@ -61,7 +61,7 @@ func closedPort(t *testing.T) string {
 func TestRelations(t *testing.T) {
 	t.Parallel()
 	requires.Tool(t, "git")
-	ws, err := gittest.Generate(context.Background(), t.TempDir(), gittest.Options{
+	ws, err := sample.Generate(context.Background(), t.TempDir(), sample.Options{
 		Modules: 6, Ahead: map[string]int{"logos-chat-module": 3, "logos-waku-module": 1},
 	})
 	assert.NilError(t, err)
@@ -147,7 +147,7 @@ func TestRelations(t *testing.T) {
 func TestGitDaemon(t *testing.T) {
 	t.Parallel()
 	requires.Tool(t, "git")
-	ws, err := gittest.Generate(context.Background(), t.TempDir(), gittest.Options{Modules: 3, Ahead: map[string]int{"logos-chat-module": 2}})
+	ws, err := sample.Generate(context.Background(), t.TempDir(), sample.Options{Modules: 3, Ahead: map[string]int{"logos-chat-module": 2}})
 	assert.NilError(t, err)
 	addr := closedPort(t)
 	_, port, _ := net.SplitHostPort(addr)
@@ -189,7 +189,7 @@ func TestGitDaemon(t *testing.T) {
 func TestOffline(t *testing.T) {
 	t.Parallel()
 	requires.Tool(t, "git")
-	ws, err := gittest.Generate(context.Background(), t.TempDir(), gittest.Options{Modules: 3, Ahead: map[string]int{"logos-chat-module": 2}})
+	ws, err := sample.Generate(context.Background(), t.TempDir(), sample.Options{Modules: 3, Ahead: map[string]int{"logos-chat-module": 2}})
 	assert.NilError(t, err)
 	git(t, filepath.Join(ws.Root, "repos/logos-chat-module"), "fetch", "-q", "origin")
 	res, err := Run(context.Background(), Request{Snapshot: snap(t, ws.Root), Offline: true,
@@ -223,7 +223,7 @@ func (f failing) Fetch(context.Context, *gitrepo.Repo, string, string, map[strin
 // Transient failures are retried; an authentication failure is not.
 func TestRetries(t *testing.T) {
 	t.Parallel()
-	ws, err := gittest.Generate(context.Background(), t.TempDir(), gittest.Options{Modules: 1})
+	ws, err := sample.Generate(context.Background(), t.TempDir(), sample.Options{Modules: 1})
 	assert.NilError(t, err)
 	s := snap(t, ws.Root)
 	for _, tc := range []struct {
@@ -273,8 +273,8 @@ func treeState(t *testing.T, dir string) string {
 func TestNoSSHCredentialsOnce(t *testing.T) {
 	t.Parallel()
 	requires.Tool(t, "git")
-	o := gittest.RealisticOptions()
-	ws, err := gittest.Generate(context.Background(), t.TempDir(), o)
+	o := sample.RealisticOptions()
+	ws, err := sample.Generate(context.Background(), t.TempDir(), o)
 	assert.NilError(t, err)
 	// As on a host where .gitmodules' SSH URLs are what git uses (git
 	// submodule sync copied them back).

@@ -13,17 +13,17 @@ import (
 	"gotest.tools/v3/assert"
 
 	"github.com/lambda-os/lambda-check/internal/logos"
-	"github.com/lambda-os/lambda-check/internal/logos/logostest"
+	"github.com/lambda-os/lambda-check/internal/logos/standin"
 )
 
 func TestMain(m *testing.M) {
 	// (The core's sandbox carries both variables: it is asked first.)
 	if g := os.Getenv("LAMBDA_CHECK_TEST_CORE"); g != "" && !strings.Contains(strings.Join(os.Args, " "), "--name") && !strings.Contains(strings.Join(os.Args, " "), "-n ") && !isHelp() {
-		logostest.CoreMain(g)
+		standin.CoreMain(g)
 		os.Exit(0)
 	}
 	if g := os.Getenv("LAMBDA_CHECK_TEST_HOST"); g != "" {
-		logostest.HostMain(g)
+		standin.HostMain(g)
 	}
 	os.Exit(m.Run())
 }
@@ -38,7 +38,7 @@ func host(t testing.TB, g logos.Generation) (logos.Host, logos.Sandbox) {
 
 // module writes a module directory: manifest layout when manifest, else
 // <name>/<name>_plugin.so.
-func module(t testing.TB, dir string, p logostest.Plugin, manifest bool) {
+func module(t testing.TB, dir string, p standin.Plugin, manifest bool) {
 	md := filepath.Join(dir, p.Name)
 	if err := os.MkdirAll(md, 0o755); err != nil {
 		t.Fatal(err)
@@ -57,7 +57,7 @@ func module(t testing.TB, dir string, p logostest.Plugin, manifest bool) {
 			t.Fatal(err)
 		}
 	}
-	if err := logostest.WritePlugin(filepath.Join(md, file), p); err != nil {
+	if err := standin.WritePlugin(filepath.Join(md, file), p); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -65,18 +65,18 @@ func module(t testing.TB, dir string, p logostest.Plugin, manifest bool) {
 func TestVerify(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	module(t, dir, logostest.Plugin{Name: "chat_module", Dependencies: []string{"waku_module"}}, true)
-	module(t, dir, logostest.Plugin{Name: "waku_module"}, false)
-	module(t, dir, logostest.Plugin{Name: "segv_module"}, true)
-	module(t, dir, logostest.Plugin{Name: "hang_module"}, true)
-	module(t, dir, logostest.Plugin{Name: "newqt_module", QtMajor: 6, QtMinor: 8}, true)
-	module(t, dir, logostest.Plugin{Name: "plain_module", NoNote: true}, false)
-	module(t, dir, logostest.Plugin{Name: "lonely_module", Dependencies: []string{"gone_module"}}, true)
-	module(t, dir, logostest.Plugin{Name: "renamed_module", Main: "other_plugin"}, false)
+	module(t, dir, standin.Plugin{Name: "chat_module", Dependencies: []string{"waku_module"}}, true)
+	module(t, dir, standin.Plugin{Name: "waku_module"}, false)
+	module(t, dir, standin.Plugin{Name: "segv_module"}, true)
+	module(t, dir, standin.Plugin{Name: "hang_module"}, true)
+	module(t, dir, standin.Plugin{Name: "newqt_module", QtMajor: 6, QtMinor: 8}, true)
+	module(t, dir, standin.Plugin{Name: "plain_module", NoNote: true}, false)
+	module(t, dir, standin.Plugin{Name: "lonely_module", Dependencies: []string{"gone_module"}}, true)
+	module(t, dir, standin.Plugin{Name: "renamed_module", Main: "other_plugin"}, false)
 	// A plugin whose embedded metadata names another module.
 	md := filepath.Join(dir, "wallet_module")
 	assert.NilError(t, os.MkdirAll(md, 0o755))
-	assert.NilError(t, logostest.WritePlugin(filepath.Join(md, "wallet_module_plugin.so"), logostest.Plugin{Name: "accounts_module", QtMajor: 6, QtMinor: 4}))
+	assert.NilError(t, standin.WritePlugin(filepath.Join(md, "wallet_module_plugin.so"), standin.Plugin{Name: "accounts_module", QtMajor: 6, QtMinor: 4}))
 	assert.NilError(t, os.MkdirAll(filepath.Join(dir, "docs"), 0o755)) // not a module
 
 	for _, g := range []logos.Generation{logos.March, logos.August} {
@@ -116,8 +116,8 @@ func TestVerify(t *testing.T) {
 func TestCalls(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	module(t, dir, logostest.Plugin{Name: "chat_module"}, true)
-	module(t, dir, logostest.Plugin{Name: "waku_module"}, true)
+	module(t, dir, standin.Plugin{Name: "chat_module"}, true)
+	module(t, dir, standin.Plugin{Name: "waku_module"}, true)
 	h, sb := host(t, logos.August)
 	exe, _ := os.Executable()
 	sb.Env = append(sb.Env, "LAMBDA_CHECK_TEST_CORE=august")
@@ -137,7 +137,7 @@ func TestCalls(t *testing.T) {
 func BenchmarkVerify50(b *testing.B) {
 	dir := b.TempDir()
 	for i := range 50 {
-		module(b, dir, logostest.Plugin{Name: fmt.Sprintf("m%02d_module", i)}, true)
+		module(b, dir, standin.Plugin{Name: fmt.Sprintf("m%02d_module", i)}, true)
 	}
 	h, sb := host(b, logos.August)
 	for b.Loop() {
@@ -161,9 +161,9 @@ func TestBenchReport(t *testing.T) {
 	fmt.Printf("| generation | 1 module | 50 modules | ratio | earlier tool, 50 modules |\n|---|---|---|---|---|\n")
 	for _, g := range []logos.Generation{logos.March, logos.August} {
 		one, fifty := t.TempDir(), t.TempDir()
-		module(t, one, logostest.Plugin{Name: "m00_module"}, true)
+		module(t, one, standin.Plugin{Name: "m00_module"}, true)
 		for i := range 50 {
-			module(t, fifty, logostest.Plugin{Name: fmt.Sprintf("m%02d_module", i)}, true)
+			module(t, fifty, standin.Plugin{Name: fmt.Sprintf("m%02d_module", i)}, true)
 		}
 		h, sb := host(t, g)
 		run := func(dir string) time.Duration {

@@ -1,7 +1,6 @@
 // Package requires lets tests demand an external tool: skipped with the reason
-// when it is missing, failed under CI=true, where .ci/run installs it. It is
-// apart from gittest so that the binary, which uses gittest for its demo,
-// never links package testing.
+// when it is missing, failed under CI=true, where .ci/run installs it. The
+// binary never links it (it imports package testing).
 package requires
 
 import (

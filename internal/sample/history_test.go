@@ -1,4 +1,4 @@
-package gittest_test
+package sample_test
 
 import (
 	"context"
@@ -9,15 +9,15 @@ import (
 
 	"gotest.tools/v3/assert"
 
-	"github.com/lambda-os/lambda-check/internal/gittest"
-	"github.com/lambda-os/lambda-check/internal/gittest/requires"
+	"github.com/lambda-os/lambda-check/internal/requires"
+	"github.com/lambda-os/lambda-check/internal/sample"
 )
 
 // Commits gives every repository a packed history that git reads.
 func TestPackedHistory(t *testing.T) {
 	requires.Tool(t, "git")
 	t.Parallel()
-	ws, err := gittest.Generate(context.Background(), t.TempDir(), gittest.Options{Modules: 2, Commits: 300})
+	ws, err := sample.Generate(context.Background(), t.TempDir(), sample.Options{Modules: 2, Commits: 300})
 	assert.NilError(t, err)
 	r := ws.Repos[0]
 	out, err := exec.Command("git", "--git-dir", r.Remote, "rev-list", "--count", r.Pin.String()).CombinedOutput()

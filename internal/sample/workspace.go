@@ -1,10 +1,10 @@
-// Package gittest builds real git repositories and whole Logos-like
+// Package sample builds real git repositories and whole Logos-like
 // workspaces: a superproject with module submodules under repos/, each backed
 // by a local bare remote (some ahead of the pin), module metadata.json files,
 // flakes whose packages are builtins.derivation with /bin/sh, and a
 // flake.lock computed by internal/flake. Authors and dates are fixed, so
 // hashes are stable. Tests use it, and so does "lambda-check demo".
-package gittest
+package sample
 
 import (
 	"bytes"

@@ -1,9 +1,9 @@
-// Package logostest is the test kit for the Logos runtime protocol: a
-// stand-in host that speaks exactly the documented protocol of both
+// Package standin is a stand-in Logos runtime: a host that speaks exactly the documented protocol of both
 // generations (with deliberate failure modes chosen by the module's name),
 // and tiny ELF plugins carrying a Qt metadata note. Tests run the host as
-// their own binary (see HostMain); nothing here loads real plugins.
-package logostest
+// their own binary (see HostMain), and the demo runs it as its SIMULATED
+// runtime; nothing here loads real plugins.
+package standin
 
 import (
 	"bufio"

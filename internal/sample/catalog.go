@@ -1,4 +1,4 @@
-package gittest
+package sample
 
 import "fmt"
 

@@ -1,4 +1,4 @@
-package logostest
+package standin
 
 import (
 	"bytes"
