@@ -71,8 +71,7 @@ func (c *HealCmd) Run(rt *Runtime) error {
 	}
 	run := artifact.Digest(vb)
 	res, err := heal.Run(rt.Ctx, heal.Request{Current: &env.Payload, CurrentRun: run, History: history,
-		Propose: propose.Request{Snapshot: w.snapshot, Dir: sd.File("proposals"), Stores: sd.File("remotes"), Policy: pcfg,
-			Author: gitrepo.Signature{Name: "lambda-check", Email: "lambda-check@localhost"}, Producer: rt.Producer()}})
+		Propose: propose.Request{Snapshot: w.snapshot, Dir: sd.File("proposals"), Stores: sd.File("remotes"), Policy: pcfg, Producer: rt.Producer()}})
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,6 @@ import (
 	"github.com/lambda-os/lambda-check/internal/artifact"
 	"github.com/lambda-os/lambda-check/internal/audit"
 	"github.com/lambda-os/lambda-check/internal/exitcode"
-	"github.com/lambda-os/lambda-check/internal/gitrepo"
 	"github.com/lambda-os/lambda-check/internal/stage/governance"
 	"github.com/lambda-os/lambda-check/internal/stage/plan"
 	"github.com/lambda-os/lambda-check/internal/stage/policy"
@@ -144,7 +143,6 @@ func proposeLocked(rt *Runtime, sd *statedir.Dir, snap *workspace.Snapshot, up *
 		Snapshot: snap, Upgrades: up, Plan: order,
 		Stores: sd.File("remotes"), Dir: sd.File("proposals"), Policy: pcfg,
 		WorkspaceURL: workspaceURL,
-		Author:       gitrepo.Signature{Name: "lambda-check", Email: "lambda-check@localhost"},
 		Producer:     rt.Producer(),
 		Eval:         rt.evaluator(),
 	})

@@ -38,6 +38,33 @@ type Config struct {
 	// Dir is the directory of the configuration file (the state directory
 	// when there is none): relative paths are resolved against it.
 	Dir string `json:"-"`
+
+	// durations are the duration strings, parsed once by validate.
+	durations durations
+}
+
+// durations are the configuration's durations as parsed; 0 is "not set".
+type durations struct {
+	verifyDeadline, programTimeout, notifyDigest, upgradesTimeout time.Duration
+	channelTimeout                                                map[string]time.Duration
+}
+
+// VerifyDeadline is verify.deadline, 0 when not set.
+func (c *Config) VerifyDeadline() time.Duration { return c.durations.verifyDeadline }
+
+// ProgramTimeout is governance.programTimeout, 0 when not set.
+func (c *Config) ProgramTimeout() time.Duration { return c.durations.programTimeout }
+
+// NotifyDigest is notify.digest, 0 when not set.
+func (c *Config) NotifyDigest() time.Duration { return c.durations.notifyDigest }
+
+// ChannelTimeout is the named channel's timeout, 0 when not set.
+func (c *Config) ChannelTimeout(name string) time.Duration { return c.durations.channelTimeout[name] }
+
+// positive parses a positive duration.
+func positive(s string) (time.Duration, bool) {
+	d, err := time.ParseDuration(s)
+	return d, err == nil && d > 0
 }
 
 // Governance configures how proposals are decided.
@@ -184,10 +211,7 @@ type Upgrades struct {
 }
 
 // UpgradesTimeout returns the configured timeout, 0 for the default.
-func (c *Config) UpgradesTimeout() time.Duration {
-	d, _ := time.ParseDuration(c.Upgrades.Timeout)
-	return d
-}
+func (c *Config) UpgradesTimeout() time.Duration { return c.durations.upgradesTimeout }
 
 // Graph configures the dependency graph graph, plan and propose use.
 type Graph struct {
@@ -282,8 +306,10 @@ func (c *Config) validate() error {
 	if c.Snapshot.Parallelism < 0 {
 		return fmt.Errorf("snapshot.parallelism must be >= 0, got %d", c.Snapshot.Parallelism)
 	}
+	c.durations = durations{channelTimeout: map[string]time.Duration{}}
+	var ok bool
 	if d := c.Verify.Deadline; d != "" {
-		if v, err := time.ParseDuration(d); err != nil || v <= 0 {
+		if c.durations.verifyDeadline, ok = positive(d); !ok {
 			return fmt.Errorf("verify.deadline: %q is not a positive duration", d)
 		}
 	}
@@ -307,7 +333,7 @@ func (c *Config) validate() error {
 		return fmt.Errorf("governance.backend %q is not human, multisig or program", c.Governance.Backend)
 	}
 	if t := c.Governance.ProgramTimeout; t != "" {
-		if d, err := time.ParseDuration(t); err != nil || d <= 0 {
+		if c.durations.programTimeout, ok = positive(t); !ok {
 			return fmt.Errorf("governance.programTimeout: %q is not a positive duration", t)
 		}
 	}
@@ -317,7 +343,7 @@ func (c *Config) validate() error {
 		}
 	}
 	if d := c.Notify.Digest; d != "" {
-		if v, err := time.ParseDuration(d); err != nil || v <= 0 {
+		if c.durations.notifyDigest, ok = positive(d); !ok {
 			return fmt.Errorf("notify.digest: %q is not a positive duration (\"24h\")", d)
 		}
 	}
@@ -345,9 +371,11 @@ func (c *Config) validate() error {
 			return fmt.Errorf("%s (%s): type %q is not telegram, webhook or desktop", where, ch.Name, ch.Type)
 		}
 		if t := ch.Timeout; t != "" {
-			if d, err := time.ParseDuration(t); err != nil || d <= 0 {
+			d, ok := positive(t)
+			if !ok {
 				return fmt.Errorf("%s (%s): timeout %q is not a positive duration", where, ch.Name, t)
 			}
+			c.durations.channelTimeout[ch.Name] = d
 		}
 	}
 	if c.Upgrades.Parallelism < 0 {
@@ -357,7 +385,7 @@ func (c *Config) validate() error {
 		return fmt.Errorf("upgrades.retries must be >= -1, got %d", c.Upgrades.Retries)
 	}
 	if t := c.Upgrades.Timeout; t != "" {
-		if d, err := time.ParseDuration(t); err != nil || d <= 0 {
+		if c.durations.upgradesTimeout, ok = positive(t); !ok {
 			return fmt.Errorf("upgrades.timeout: %q is not a positive duration (\"60s\", \"2m\")", t)
 		}
 	}

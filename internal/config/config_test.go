@@ -4,9 +4,11 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"gotest.tools/v3/assert"
 
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/lambda-os/lambda-check/internal/config"
 )
 
@@ -35,6 +37,19 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
+func TestDurationsParsedOnce(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Parse([]byte(`{"schemaVersion": 1, "verify": {"deadline": "3s"}, "governance": {"programTimeout": "1m"},
+		"upgrades": {"timeout": "90s"}, "notify": {"digest": "24h", "channels": [{"name": "d", "type": "desktop", "timeout": "5s"}]}}`), "test")
+	assert.NilError(t, err)
+	assert.Equal(t, cfg.VerifyDeadline(), 3*time.Second)
+	assert.Equal(t, cfg.ProgramTimeout(), time.Minute)
+	assert.Equal(t, cfg.UpgradesTimeout(), 90*time.Second)
+	assert.Equal(t, cfg.NotifyDigest(), 24*time.Hour)
+	assert.Equal(t, cfg.ChannelTimeout("d"), 5*time.Second)
+	assert.Equal(t, config.Default().VerifyDeadline(), time.Duration(0))
+}
+
 func TestLoadOptional(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -42,7 +57,7 @@ func TestLoadOptional(t *testing.T) {
 	assert.NilError(t, err)
 	want := config.Default()
 	want.Dir = dir
-	assert.DeepEqual(t, cfg, want)
+	assert.DeepEqual(t, cfg, want, cmpopts.IgnoreUnexported(config.Config{}))
 	_, err = config.Load(filepath.Join(t.TempDir(), "absent.json"), false)
 	assert.ErrorIs(t, err, os.ErrNotExist)
 }

@@ -11,8 +11,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/lambda-os/lambda-check/internal/proc"
 )
 
 // Call is a method call through logoscore with the result it must give.
@@ -61,12 +62,9 @@ func (c Core) Calls(ctx context.Context, modulesDir string, modules []string, ca
 }
 
 func (c Core) command(ctx context.Context, tmp string, sb Sandbox, pgid int, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, c.Path, args...)
+	cmd := proc.Command(ctx, proc.Options{Pgid: pgid}, c.Path, args...)
 	cmd.Env = minimalEnv(tmp, sb.Env)
 	cmd.Dir = tmp
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pgid: pgid, Pdeathsig: syscall.SIGKILL}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 2 * time.Second
 	return cmd
 }
 

@@ -22,6 +22,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/lambda-os/lambda-check/internal/proc"
 )
 
 // Generation is a generation of the Logos runtime.
@@ -66,11 +68,8 @@ type Host struct {
 func DetectGeneration(ctx context.Context, path string, sb Sandbox) (Generation, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, path, "--help")
+	cmd := proc.Command(ctx, proc.Options{WaitDelay: time.Second}, path, "--help")
 	cmd.Env = minimalEnv(os.TempDir(), sb.Env)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = time.Second
 	out, err := cmd.CombinedOutput()
 	s := string(out)
 	switch {
@@ -143,10 +142,10 @@ func (h Host) Load(ctx context.Context, name, plugin string, deadline time.Durat
 			"--bind", tmp, tmp, "--die-with-parent", "--", h.Path}, args...)
 		bin = sb.Bwrap
 	}
-	cmd := exec.Command(bin, args...)
+	// The load's deadline and its end kill the group (below).
+	cmd := proc.Detached(proc.Options{}, bin, args...)
 	cmd.Env = minimalEnv(tmp, sb.Env)
 	cmd.Dir = tmp
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	out := &tail{limit: limit}
 	pr, pw := io.Pipe()
 	cmd.Stderr, cmd.Stdout = pw, pw
@@ -330,7 +329,7 @@ func newToken() string {
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
 
-func killGroup(pgid int) { _ = syscall.Kill(-pgid, syscall.SIGKILL) }
+func killGroup(pgid int) { _ = proc.KillGroup(pgid) }
 
 // groupAlive reports whether a live (not zombie) process of the group
 // remains after waiting up to d.

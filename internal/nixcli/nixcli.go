@@ -10,8 +10,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/lambda-os/lambda-check/internal/proc"
 )
 
 // Nix runs one nix binary.
@@ -37,12 +38,9 @@ func (n *Nix) Run(ctx context.Context, dir string, args ...string) ([]byte, erro
 }
 
 func (n *Nix) run(ctx context.Context, bin, dir string, args []string) ([]byte, error) {
-	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd := proc.Command(ctx, proc.Options{WaitDelay: 5 * time.Second}, bin, args...)
 	cmd.Dir = dir
 	cmd.Env = n.Env
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

@@ -136,7 +136,8 @@ func Apply(ctx context.Context, req ApplyRequest) (*ApplyResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	author := gitrepo.Signature{Name: "lambda-check", Email: "lambda-check@localhost", When: time.Unix(ci.LastModified, 0).UTC()}
+	author := propose.Author
+	author.When = time.Unix(ci.LastModified, 0).UTC()
 	edits := []gitrepo.Edit{{Path: p.Submodule, Mode: filemode.Submodule, Hash: to}}
 	if len(p.Lock) > 0 {
 		edits = append(edits, gitrepo.Edit{Path: "flake.lock", Mode: filemode.Regular, Content: newLock})

@@ -75,7 +75,7 @@ func newFixture(t *testing.T) *fixture {
 	pcfg, err := policy.LoadConfig(filepath.Join(ws.Root, "policy.json"), false)
 	assert.NilError(t, err)
 	res, err := propose.Run(context.Background(), propose.Request{Snapshot: s, Upgrades: &up.Upgrades, Stores: filepath.Join(f.state, "remotes"),
-		Dir: filepath.Join(f.state, "proposals"), Policy: pcfg, Author: gitrepo.Signature{Name: "lambda-check", Email: "lambda-check@localhost"},
+		Dir: filepath.Join(f.state, "proposals"), Policy: pcfg,
 		Producer: artifact.Producer{Name: "lambda-check", Version: "test"}})
 	assert.NilError(t, err)
 	for _, o := range res.Outcomes {
@@ -455,7 +455,7 @@ func TestApplyFetches(t *testing.T) {
 	cfg, err := policy.ParseConfig([]byte(`{"schemaVersion": 1, "rules": {"local-override": {"enabled": false}}}`), "t", ws.Root)
 	assert.NilError(t, err)
 	res, err := propose.Run(context.Background(), propose.Request{Snapshot: s, Upgrades: &up.Upgrades, Stores: filepath.Join(f.state, "remotes"),
-		Dir: filepath.Join(f.state, "proposals"), Policy: cfg, Author: gitrepo.Signature{Name: "lambda-check", Email: "lambda-check@localhost"},
+		Dir: filepath.Join(f.state, "proposals"), Policy: cfg,
 		Producer: artifact.Producer{Name: "lambda-check", Version: "test"}})
 	assert.NilError(t, err)
 	id := res.Outcomes[0].ID

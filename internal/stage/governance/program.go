@@ -7,12 +7,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/lambda-os/lambda-check/internal/proc"
 	"github.com/lambda-os/lambda-check/internal/stage/propose"
 )
 
@@ -60,12 +59,9 @@ func Decide(ctx context.Context, env Env, id string) (*Decision, error) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cmd := exec.CommandContext(cctx, env.Config.Program[0], env.Config.Program[1:]...)
+	cmd := proc.Command(cctx, proc.Options{}, env.Config.Program[0], env.Config.Program[1:]...)
 	cmd.Stdin = bytes.NewReader(in)
 	cmd.Env = append(os.Environ(), "LAMBDA_CHECK_PROPOSAL_DIR="+filepath.Join(env.Proposals, id), "LAMBDA_CHECK_PROPOSAL_ID="+id)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 2 * time.Second
 	var out, errb bytes.Buffer
 	cmd.Stdout = &limited{w: &out, n: 1 << 20}
 	cmd.Stderr = &limited{w: &errb, n: 64 << 10}

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lambda-os/lambda-check/internal/gitrepo"
 	"github.com/lambda-os/lambda-check/internal/nixcli"
 	"github.com/lambda-os/lambda-check/internal/requires"
 	"github.com/lambda-os/lambda-check/internal/sample"
@@ -49,7 +48,6 @@ func TestBenchReport(t *testing.T) {
 		res, err := Run(context.Background(), Request{
 			Snapshot: f.snap, Upgrades: f.up, Plan: &pl.Plan, Stores: filepath.Join(f.state, "remotes"),
 			Dir: t.TempDir(), Policy: f.policy, Producer: producer,
-			Author: gitrepo.Signature{Name: "lambda-check", Email: "lambda-check@localhost"},
 		})
 		if err != nil || len(res.Outcomes) != 55 {
 			t.Fatalf("propose: %v (%d)", err, len(res.Outcomes))

@@ -136,6 +136,10 @@ type Build struct {
 	LockNote string `json:"lockNote,omitempty"`
 }
 
+// Author is the author of every proposed commit (its time is the new
+// head's). apply recomputes the commit with it, so there is one.
+var Author = gitrepo.Signature{Name: "lambda-check", Email: "lambda-check@localhost"}
+
 // Request is what the stage turns into proposals.
 type Request struct {
 	Snapshot *workspace.Snapshot
@@ -150,7 +154,6 @@ type Request struct {
 	// WorkspaceURL is how proposal flakes reach the workspace: "" for
 	// git+file://<root>, or a git+https/git+ssh/github: URL CI can fetch.
 	WorkspaceURL string
-	Author       gitrepo.Signature // name and email; the time is the new head's
 	// Eval evaluates flake.nix inputs (the workspace's, and a moved
 	// input's at its new revision) so re-locking sees what they declare;
 	// nil: the locks stand in for them.
@@ -241,7 +244,7 @@ func recipeOf(req Request, u upgrade) string {
 	pol, _ := json.Marshal(req.Policy)
 	sum := sha256.Sum256([]byte(strings.Join([]string{
 		req.Producer.Name, req.Producer.Version, string(pol), req.WorkspaceURL,
-		fmt.Sprint(req.Eval != nil), fmt.Sprint(u.level), req.Author.Name, req.Author.Email,
+		fmt.Sprint(req.Eval != nil), fmt.Sprint(u.level), Author.Name, Author.Email,
 		strings.Join(u.repo.Inputs, ","), u.repo.Branch,
 	}, "\x00")))
 	return hex.EncodeToString(sum[:])
@@ -551,7 +554,7 @@ func build(ctx context.Context, req Request, b *base, u upgrade) (*Proposal, map
 	}
 
 	// The patch.
-	author := req.Author
+	author := Author
 	ci, err := store.CommitTime(to)
 	if err != nil {
 		return nil, nil, err

@@ -15,7 +15,6 @@ import (
 
 	"github.com/lambda-os/lambda-check/internal/artifact"
 	"github.com/lambda-os/lambda-check/internal/flake"
-	"github.com/lambda-os/lambda-check/internal/gitrepo"
 	"github.com/lambda-os/lambda-check/internal/nixcli"
 	"github.com/lambda-os/lambda-check/internal/requires"
 	"github.com/lambda-os/lambda-check/internal/sample"
@@ -73,8 +72,7 @@ func (f *fixture) propose(t *testing.T) *Result {
 	assert.NilError(t, err)
 	res, err := Run(context.Background(), Request{
 		Snapshot: f.snap, Upgrades: f.up, Plan: &pl.Plan, Stores: filepath.Join(f.state, "remotes"),
-		Dir: filepath.Join(f.state, "proposals"), Policy: f.policy,
-		Author: gitrepo.Signature{Name: "lambda-check", Email: "lambda-check@localhost"}, Producer: producer, Eval: f.eval,
+		Dir: filepath.Join(f.state, "proposals"), Policy: f.policy, Producer: producer, Eval: f.eval,
 	})
 	assert.NilError(t, err)
 	return res
