@@ -1,22 +1,18 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"time"
 
 	"github.com/lambda-os/lambda-check/internal/artifact"
-	"github.com/lambda-os/lambda-check/internal/audit"
 	"github.com/lambda-os/lambda-check/internal/exitcode"
-	"github.com/lambda-os/lambda-check/internal/gitrepo"
 	"github.com/lambda-os/lambda-check/internal/sign"
 	"github.com/lambda-os/lambda-check/internal/stage/governance"
 	"github.com/lambda-os/lambda-check/internal/stage/propose"
 	"github.com/lambda-os/lambda-check/internal/stage/snapshot"
-	"github.com/lambda-os/lambda-check/internal/statedir"
-	"github.com/lambda-os/lambda-check/internal/workspace"
+	"github.com/lambda-os/lambda-check/internal/workflow"
 )
 
 // GovernanceCmd is "lambda-check governance".
@@ -30,79 +26,6 @@ type GovernanceCmd struct {
 	SignDecision GovSignDecisionCmd `cmd:"" name:"sign-decision" help:"Sign a decision on the proposal.json read from stdin (for program deciders)."`
 }
 
-// govEnv assembles what governance derives state from; the snapshot is
-// taken now (and written when the lock is held).
-func govEnv(rt *Runtime, sd *statedir.Dir, locked bool) (governance.Env, error) {
-	cfg, err := rt.Config()
-	if err != nil {
-		return governance.Env{}, err
-	}
-	reg, why, err := rt.registry()
-	if err != nil {
-		return governance.Env{}, err
-	}
-	if reg == nil {
-		return governance.Env{}, exitcode.Input(errors.New("governance needs a key registry: "+why), "set \"keys\" in the config to the registry of approver keys (docs/governance.md)")
-	}
-	g := cfg.Governance
-	gc := &governance.Config{Backend: g.Backend, Threshold: g.Threshold, Signers: g.Signers, Program: g.Program}
-	if gc.Backend == "" {
-		gc.Backend = governance.Human
-	}
-	if g.ProgramTimeout != "" {
-		gc.ProgramTimeout, _ = time.ParseDuration(g.ProgramTimeout)
-	}
-	if err := gc.Validate(reg); err != nil {
-		return governance.Env{}, exitcode.Input(err, "see docs/governance.md")
-	}
-	now, err := rt.Clock()
-	if err != nil {
-		return governance.Env{}, err
-	}
-	ws := rt.WorkspaceDir()
-	if err := snapshot.CheckWorkspace(ws); err != nil {
-		return governance.Env{}, err
-	}
-	var snap *workspace.Snapshot
-	if locked {
-		w, err := snapshotLocked(rt, sd, "")
-		if err != nil {
-			return governance.Env{}, err
-		}
-		snap = w.snapshot
-	} else if rt.snaps != nil && rt.snaps.w != nil {
-		snap = rt.snaps.w.snapshot // the cycle's
-	} else {
-		res, err := snapshot.Run(rt.Ctx, snapshot.Request{Workspace: ws, Exclude: []string{sd.Path}})
-		if err != nil {
-			return governance.Env{}, err
-		}
-		snap = &res.Snapshot
-	}
-	return governance.Env{Proposals: sd.File("proposals"), Decisions: sd.File("decisions"), Stores: sd.File("remotes"),
-		Snapshot: snap, Registry: reg, Config: gc, Now: now}, nil
-}
-
-// govError maps governance errors to the exit-code table.
-func govError(err error) error {
-	var de *governance.DeciderError
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, governance.ErrKey):
-		return exitcode.Input(err, "the key registry (\"keys\" in the config) says what each key may sign")
-	case errors.Is(err, governance.ErrTransition):
-		return exitcode.Input(err, "'lambda-check governance show ID' says why")
-	case errors.Is(err, governance.ErrNotClean):
-		return exitcode.Input(err, "commit, stash or undo the changes there, or propose again")
-	case errors.Is(err, propose.ErrNoProposal):
-		return exitcode.Input(err, "'lambda-check governance status' lists them")
-	case errors.As(err, &de):
-		return &exitcode.FailError{Reason: err.Error()}
-	}
-	return err
-}
-
 // GovStatusCmd is "lambda-check governance status".
 type GovStatusCmd struct {
 	State string `placeholder:"STATE" help:"Only proposals in this state (pending, approved, rejected, applied, stale, superseded, blocked, invalid)."`
@@ -110,11 +33,7 @@ type GovStatusCmd struct {
 
 // Run lists the states.
 func (c *GovStatusCmd) Run(rt *Runtime) error {
-	sd, err := statedir.Open(rt.StateDirPath())
-	if err != nil {
-		return err
-	}
-	env, err := govEnv(rt, sd, false)
+	env, err := govEnv(rt)
 	if err != nil {
 		return err
 	}
@@ -150,17 +69,13 @@ type GovShowCmd struct {
 
 // Run shows one state.
 func (c *GovShowCmd) Run(rt *Runtime) error {
-	sd, err := statedir.Open(rt.StateDirPath())
-	if err != nil {
-		return err
-	}
-	env, err := govEnv(rt, sd, false)
+	env, err := govEnv(rt)
 	if err != nil {
 		return err
 	}
 	st, err := governance.EvaluateOne(env, c.ID)
 	if err != nil {
-		return govError(err)
+		return workflow.GovernanceError(err)
 	}
 	if rt.Globals.JSON {
 		return rt.PrintJSON(st)
@@ -231,29 +146,19 @@ func (c *GovDecisionCmd) decide(rt *Runtime, verdict string) error {
 	if err != nil {
 		return exitcode.Input(err, "")
 	}
-	sd, unlock, err := rt.LockState()
+	e, release, err := rt.Lock()
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	env, err := govEnv(rt, sd, true)
-	if err != nil {
-		return err
+	defer release()
+	res, err := workflow.Decision(rt.Ctx, e, c.ID, verdict, c.Reason, k)
+	if res != nil {
+		renderState(rt, res.State)
+		if res.Applied != nil {
+			renderApplied(rt, c.ID, res.Applied)
+		}
 	}
-	st, err := governance.Record(env, c.ID, verdict, c.Reason, k)
-	if err != nil {
-		return govError(err)
-	}
-	if err := rt.record(sd, audit.Event{Stage: verdict, Detail: fmt.Sprintf("%s by %s: now %s", c.ID, k.ID, st.State)}); err != nil {
-		return err
-	}
-	renderState(rt, st)
-	cfg, _ := rt.Config()
-	if st.State == governance.StateApproved && cfg.Governance.AutoApply {
-		rt.Logf("governance.autoApply: applying %s", c.ID)
-		return applyLocked(rt, sd, env, c.ID, false)
-	}
-	return nil
+	return err
 }
 
 // GovDecideCmd is "lambda-check governance decide".
@@ -272,51 +177,23 @@ failing, slow or lying decider leaves the proposal pending and is reported
 
 // Run runs the decider.
 func (c *GovDecideCmd) Run(rt *Runtime) error {
-	sd, unlock, err := rt.LockState()
+	e, release, err := rt.Lock()
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	env, err := govEnv(rt, sd, true)
-	if err != nil {
-		return err
-	}
-	ids := c.IDs
-	if len(ids) == 0 {
-		all, err := governance.Evaluate(env)
-		if err != nil {
-			return err
-		}
-		for _, s := range all {
-			if s.State == governance.StatePending {
-				ids = append(ids, s.ID)
-			}
-		}
-	}
-	var failed []string
-	for _, id := range ids {
-		d, err := governance.Decide(rt.Ctx, env, id)
-		ev := audit.Event{Stage: "decide"}
-		if err != nil {
-			var de *governance.DeciderError
-			if !errors.As(err, &de) {
-				return govError(err)
-			}
-			failed = append(failed, id)
-			ev.Result, ev.Detail = audit.ResultFail, err.Error()
-			rt.Printf("%s: still pending: %v\n", id, err)
+	defer release()
+	ds, err := workflow.Decide(rt.Ctx, e, nil, c.IDs)
+	for _, d := range ds {
+		if d.Problem != "" {
+			rt.Printf("%s: still pending: %s\n", d.ID, d.Problem)
 		} else {
-			ev.Detail = fmt.Sprintf("%s: %s by %s", id, d.Verdict, d.Signer)
-			rt.Printf("%s: %s by %s\n", id, d.Verdict, d.Signer)
-		}
-		if err := rt.record(sd, ev); err != nil {
-			return err
+			rt.Printf("%s: %s by %s\n", d.ID, d.Decision.Verdict, d.Decision.Signer)
 		}
 	}
-	if len(failed) > 0 {
-		return &exitcode.FailError{Reason: fmt.Sprintf("the decider did not decide %s", strings.Join(failed, ", "))}
+	if err != nil {
+		return err
 	}
-	return nil
+	return workflow.DecideVerdict(ds)
 }
 
 // GovApplyCmd is "lambda-check governance apply".
@@ -340,53 +217,41 @@ workspace back as it was.`
 
 // Run applies.
 func (c *GovApplyCmd) Run(rt *Runtime) error {
-	sd, unlock, err := rt.LockState()
+	e, release, err := rt.Lock()
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	env, err := govEnv(rt, sd, true)
+	defer release()
+	genv, err := workflow.Governance(rt.Ctx, e, nil)
 	if err != nil {
 		return err
 	}
-	return applyLocked(rt, sd, env, c.ID, c.NoCommit)
+	a, err := workflow.Apply(rt.Ctx, e, genv, c.ID, c.NoCommit)
+	if err != nil {
+		return err
+	}
+	renderApplied(rt, c.ID, a)
+	return nil
 }
 
-func applyLocked(rt *Runtime, sd *statedir.Dir, env governance.Env, id string, noCommit bool) error {
-	cfg, err := rt.Config()
-	if err != nil {
-		return err
-	}
-	user := rt.actor()
-	// Whatever happens, the workspace may have moved.
-	defer rt.snaps.invalidate()
-	gcfg, ssh, err := rt.Git()
-	if err != nil {
-		return err
-	}
-	res, err := governance.Apply(rt.Ctx, governance.ApplyRequest{Env: env, ID: id, NoCommit: noCommit,
-		Committer: gitrepo.Signature{Name: user, Email: user}, Git: gcfg, SSH: ssh, InsteadOf: cfg.Upgrades.InsteadOf})
-	if err != nil {
-		rerr := rt.record(sd, audit.Event{Stage: "apply", Result: audit.ResultError, Detail: id + ": " + err.Error()})
-		if rerr != nil {
-			rt.Logf("warning: %v", rerr)
-		}
-		return govError(err)
-	}
-	b, _ := artifact.Encode(res.Applied)
-	detail := id + ": committed " + res.Applied.Commit
-	if res.Applied.Staged {
-		detail = id + ": staged"
-	}
-	if err := rt.record(sd, audit.Event{Stage: "apply", Output: output("lambda-check/applied", "", b), Detail: detail}); err != nil {
-		return err
-	}
-	if res.Applied.Staged {
+func renderApplied(rt *Runtime, id string, a *governance.Applied) {
+	if a.Staged {
 		rt.Printf("applied %s: staged in the index; commit it with git commit\n", id)
 	} else {
-		rt.Printf("applied %s: commit %s (approved by %s)\n", id, res.Applied.Commit, strings.Join(res.Applied.Signers, ", "))
+		rt.Printf("applied %s: commit %s (approved by %s)\n", id, a.Commit, strings.Join(a.Signers, ", "))
 	}
-	return nil
+}
+
+// govEnv is governance's view of the workspace as it is now.
+func govEnv(rt *Runtime) (governance.Env, error) {
+	if err := snapshot.CheckWorkspace(rt.WorkspaceDir()); err != nil {
+		return governance.Env{}, err
+	}
+	e, err := rt.Workflow()
+	if err != nil {
+		return governance.Env{}, err
+	}
+	return workflow.Governance(rt.Ctx, e, nil)
 }
 
 // GovSignDecisionCmd is "lambda-check governance sign-decision".
@@ -419,9 +284,11 @@ func (c *GovSignDecisionCmd) Run(rt *Runtime) error {
 	if err != nil {
 		return exitcode.Input(fmt.Errorf("stdin: %w", err), "pipe a proposal.json in")
 	}
-	now, err := rt.Clock()
-	if err != nil {
+	now := time.Now().UTC()
+	if t, err := rt.Clock(); err != nil {
 		return err
+	} else if t != nil {
+		now = *t
 	}
 	b := &governance.Bound{Proposal: &env.Payload, Digest: artifact.Digest(in)}
 	raw, err := governance.SignDecision(b, c.Verdict, c.Reason, governance.Program, k, now)

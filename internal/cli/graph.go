@@ -1,13 +1,12 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 
-	"github.com/lambda-os/lambda-check/internal/exitcode"
 	"github.com/lambda-os/lambda-check/internal/flake"
 	"github.com/lambda-os/lambda-check/internal/stage/plan"
+	"github.com/lambda-os/lambda-check/internal/workflow"
 )
 
 // GraphCmd is "lambda-check graph".
@@ -31,7 +30,11 @@ one changes must go in, leaves first.`
 
 // Run prints the graph.
 func (c *GraphCmd) Run(rt *Runtime) error {
-	v, err := loadGraph(rt, c.AllNodes, c.NoEval)
+	e, err := rt.Workflow()
+	if err != nil {
+		return err
+	}
+	v, err := workflow.Graph(rt.Ctx, e, workflow.GraphOptions{AllNodes: c.AllNodes, NoEval: c.NoEval})
 	if err != nil {
 		return err
 	}
@@ -42,39 +45,12 @@ func (c *GraphCmd) Run(rt *Runtime) error {
 		rt.Printf("%s", dot(&v.Graph))
 		return nil
 	}
-	order, err := plan.Run(rt.Ctx, plan.Request{Graph: &v.Graph, Changes: v.RootInputs()})
+	order, err := workflow.Order(rt.Ctx, v)
 	if err != nil {
 		return err
 	}
-	renderGraph(rt, v, &order.Plan)
+	renderGraph(rt, v, order)
 	return nil
-}
-
-// loadGraph builds the workspace's graph with the configured exclusions.
-func loadGraph(rt *Runtime, all, noEval bool) (*plan.GraphView, error) {
-	cfg, err := rt.Config()
-	if err != nil {
-		return nil, err
-	}
-	req := plan.GraphRequest{Workspace: rt.WorkspaceDir(), Exclude: cfg.GraphExclude(), Why: "--no-eval was given"}
-	if all {
-		req.Exclude = nil
-	}
-	if !noEval {
-		if n, why := rt.Nix(); n != nil {
-			req.Evaluator = n
-		} else {
-			req.Why = why
-		}
-	}
-	v, err := plan.LoadGraph(rt.Ctx, req)
-	if errors.Is(err, plan.ErrNoLock) {
-		return nil, exitcode.Input(err, "the graph comes from flake.lock: run 'nix flake lock' in the workspace, or point --workspace at one")
-	}
-	if err != nil {
-		return nil, exitcode.Input(err, "")
-	}
-	return v, nil
 }
 
 func renderGraph(rt *Runtime, v *plan.GraphView, order *plan.Plan) {

@@ -5,7 +5,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -18,13 +17,10 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/lambda-os/lambda-check/internal/artifact"
-	"github.com/lambda-os/lambda-check/internal/audit"
 	"github.com/lambda-os/lambda-check/internal/config"
 	"github.com/lambda-os/lambda-check/internal/exitcode"
-	"github.com/lambda-os/lambda-check/internal/flake"
-	"github.com/lambda-os/lambda-check/internal/gitrepo"
-	"github.com/lambda-os/lambda-check/internal/nixcli"
 	"github.com/lambda-os/lambda-check/internal/statedir"
+	"github.com/lambda-os/lambda-check/internal/workflow"
 )
 
 // version is set at build time with -ldflags "-X .../internal/cli.version=v".
@@ -122,11 +118,7 @@ type Runtime struct {
 	Env     Env
 	Globals *Globals
 	cfg     *config.Config
-	// held is the state directory whose lock a running cycle holds: the
-	// stages it runs use it instead of locking again.
-	held *statedir.Dir
-	// snaps, in a cycle, is the snapshot its stages share.
-	snaps *snapshotCache
+	wf      *workflow.Env
 }
 
 // Abs resolves p against the working directory.
@@ -135,6 +127,15 @@ func (rt *Runtime) Abs(p string) string {
 		return filepath.Clean(p)
 	}
 	return filepath.Join(rt.Env.Dir, p)
+}
+
+// AbsOrName resolves a program given as a path; a bare name stays, to be
+// looked up on PATH.
+func (rt *Runtime) AbsOrName(p string) string {
+	if p == "" || !strings.ContainsRune(p, '/') {
+		return p
+	}
+	return rt.Abs(p)
 }
 
 // WorkspaceDir is the absolute workspace directory.
@@ -167,104 +168,76 @@ func (rt *Runtime) Config() (*config.Config, error) {
 	return cfg, nil
 }
 
-// LockState opens the state directory and takes its writer lock; the
-// returned function releases it.
-func (rt *Runtime) LockState() (*statedir.Dir, func(), error) {
-	if rt.held != nil {
-		return rt.held, func() {}, nil
-	}
-	sd, err := statedir.Open(rt.StateDirPath())
-	if err != nil {
-		return nil, nil, err
-	}
-	lock, err := sd.Lock(rt.Ctx, rt.Globals.LockTimeout)
-	if errors.Is(err, statedir.ErrLocked) {
-		return nil, nil, exitcode.Input(err, "another lambda-check (a cycle?) is working in this state directory; wait for it, or raise --lock-timeout")
-	}
-	if err != nil {
-		return nil, nil, err
-	}
-	// Whatever a killed writer left half-done is garbage now that we hold
-	// the lock: temporary files, and a torn last audit line.
-	if _, err := sd.Sweep(); err != nil {
-		_ = lock.Unlock()
-		return nil, nil, err
-	}
-	if n, err := audit.RepairTail(sd.File(auditFile)); err != nil {
-		_ = lock.Unlock()
-		return nil, nil, fmt.Errorf("repair the audit log's torn tail: %w", err)
-	} else if n > 0 {
-		rt.Logf("audit log ended with a partial line (a writer died mid-write): moved its %d bytes to %s.torn", n, auditFile)
-		if err := rt.record(sd, audit.Event{Stage: "audit", Result: audit.ResultFail,
-			Detail: fmt.Sprintf("repaired: a partial last line of %d bytes was moved to %s.torn", n, auditFile)}); err != nil {
-			_ = lock.Unlock()
-			return nil, nil, err
-		}
-	}
-	return sd, func() { _ = lock.Unlock() }, nil
-}
-
 // Clock is the time age rules compare with: --now, else
-// $SOURCE_DATE_EPOCH, else the system clock.
-func (rt *Runtime) Clock() (time.Time, error) {
+// $SOURCE_DATE_EPOCH, else the system clock (nil).
+func (rt *Runtime) Clock() (*time.Time, error) {
 	v, name := rt.Globals.Now, "--now"
 	if v == "" {
 		v, name = rt.Env.Getenv("SOURCE_DATE_EPOCH"), "SOURCE_DATE_EPOCH"
 	}
 	if v == "" {
-		return time.Now().UTC(), nil
+		return nil, nil
 	}
 	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		return time.Unix(n, 0).UTC(), nil
+		t := time.Unix(n, 0).UTC()
+		return &t, nil
 	}
 	t, err := time.Parse(time.RFC3339, v)
 	if err != nil {
-		return time.Time{}, &exitcode.UsageError{Err: fmt.Errorf("%s %q: want RFC 3339 (2026-11-27T12:00:00Z) or Unix seconds", name, v)}
+		return nil, &exitcode.UsageError{Err: fmt.Errorf("%s %q: want RFC 3339 (2026-11-27T12:00:00Z) or Unix seconds", name, v)}
 	}
-	return t.UTC(), nil
+	t = t.UTC()
+	return &t, nil
 }
 
-// Nix finds nix for the commands that can use it. When it is not
-// installed it returns nil and a note saying what is skipped.
-func (rt *Runtime) Nix() (*nixcli.Nix, string) {
-	var env []string
+// Workflow is this command's workflow environment; its state directory is
+// opened by the workflow, or locked with Lock.
+func (rt *Runtime) Workflow() (*workflow.Env, error) {
+	if rt.wf != nil {
+		return rt.wf, nil
+	}
+	cfg, err := rt.Config()
+	if err != nil {
+		return nil, err
+	}
+	fixed, err := rt.Clock()
+	if err != nil {
+		return nil, err
+	}
+	now := func() time.Time { return time.Now().UTC() }
+	if fixed != nil {
+		now = func() time.Time { return *fixed }
+	}
+	var environ []string
 	if rt.Env.Environ != nil {
-		env = rt.Env.Environ()
+		environ = rt.Env.Environ()
 	}
-	n, err := nixcli.Find(env)
+	rt.wf = &workflow.Env{Workspace: rt.WorkspaceDir(), StateDir: rt.StateDirPath(), Config: cfg, Now: now,
+		Producer: artifact.Producer{Name: "lambda-check", Version: Version()}, Actor: workflow.Actor(rt.Env.Getenv),
+		Log: rt.Logf, Getenv: rt.Env.Getenv, Environ: environ}
+	if rt.Env.IsTerminal && !rt.Globals.JSON {
+		rt.wf.Progress = func(stage string, done, total int) {
+			fmt.Fprintf(rt.Env.Stderr, "\rlambda-check: %s: %d/%d %s", stage, done, total, map[string]string{"upgrades": "remotes", "verify": "modules"}[stage])
+			if done == total {
+				fmt.Fprintln(rt.Env.Stderr)
+			}
+		}
+	}
+	return rt.wf, nil
+}
+
+// Lock is the workflow environment with the state directory's writer
+// lock held until release.
+func (rt *Runtime) Lock() (*workflow.Env, func(), error) {
+	e, err := rt.Workflow()
 	if err != nil {
-		return nil, "nix is not installed"
+		return nil, nil, err
 	}
-	return n, ""
-}
-
-// Git is how this user reaches remotes as git would: the system and global
-// git configuration (for insteadOf) and ssh's credentials and known hosts.
-func (rt *Runtime) Git() (*gitrepo.GitConfig, *gitrepo.SSH, error) {
-	getenv := rt.Env.Getenv
-	if getenv == nil {
-		getenv = func(string) string { return "" }
-	}
-	cfg, err := gitrepo.UserConfig(gitrepo.ConfigEnv{Getenv: getenv})
+	release, err := e.Lock(rt.Ctx, rt.Globals.LockTimeout)
 	if err != nil {
-		return nil, nil, exitcode.Input(err, "fix the git configuration file named; git itself reads it the same way")
+		return nil, nil, err
 	}
-	ssh := gitrepo.DefaultSSH(getenv)
-	return cfg, &ssh, nil
-}
-
-// evaluator is nix as a flake.nix evaluator, or nil when it is not
-// installed.
-func (rt *Runtime) evaluator() flake.Evaluator {
-	if n, _ := rt.Nix(); n != nil {
-		return n
-	}
-	return nil
-}
-
-// Producer names this build in artifacts.
-func (rt *Runtime) Producer() artifact.Producer {
-	return artifact.Producer{Name: "lambda-check", Version: Version()}
+	return e, release, nil
 }
 
 // Printf writes to stdout.
@@ -282,6 +255,12 @@ func (rt *Runtime) PrintJSON(v any) error {
 		return err
 	}
 	_, err = rt.Env.Stdout.Write(b)
+	return err
+}
+
+// Print writes bytes as they are (an artifact, exactly as written).
+func (rt *Runtime) Print(b []byte) error {
+	_, err := rt.Env.Stdout.Write(b)
 	return err
 }
 

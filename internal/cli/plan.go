@@ -1,17 +1,10 @@
 package cli
 
 import (
-	"errors"
-	"fmt"
-	"io/fs"
-	"path/filepath"
 	"strings"
 
-	"github.com/lambda-os/lambda-check/internal/artifact"
-	"github.com/lambda-os/lambda-check/internal/audit"
-	"github.com/lambda-os/lambda-check/internal/exitcode"
 	"github.com/lambda-os/lambda-check/internal/stage/plan"
-	"github.com/lambda-os/lambda-check/internal/stage/upgrades"
+	"github.com/lambda-os/lambda-check/internal/workflow"
 )
 
 // PlanCmd is "lambda-check plan".
@@ -35,90 +28,21 @@ submodules that no flake input pins are listed apart, as unplaced.`
 
 // Run writes the plan.
 func (c *PlanCmd) Run(rt *Runtime) error {
-	if c.All && len(c.Input) > 0 {
-		return errUsage("--all and --input exclude each other")
-	}
-	v, err := loadGraph(rt, false, c.NoEval)
+	e, release, err := rt.Lock()
 	if err != nil {
 		return err
 	}
-	changes, unplaced := c.Input, []string(nil)
-	var inputs []artifact.Input
-	switch {
-	case c.All:
-		changes = v.RootInputs()
-	case len(changes) == 0:
-		// The upgrades the upgrades stage found.
-		p := filepath.Join(rt.StateDirPath(), "upgrades.json")
-		env, b, err := artifact.Read[upgrades.Upgrades](p, upgrades.Spec)
-		if errors.Is(err, fs.ErrNotExist) {
-			return exitcode.Input(fmt.Errorf("no changes to plan: %s does not exist", p), "run 'lambda-check upgrades' first, or name the inputs that change with --input NAME, or plan them all with --all")
-		}
-		if err != nil {
-			return exitcode.Input(fmt.Errorf("read upgrades: %w", err), "")
-		}
-		if env.Payload.Base.FlakeLock != v.FlakeLock.Digest {
-			return exitcode.Input(fmt.Errorf("%s was found for another flake.lock than the workspace's", p), "run 'lambda-check upgrades' again")
-		}
-		inputs = []artifact.Input{{Kind: upgrades.Spec.Kind, Digest: artifact.Digest(b)}}
-		for _, r := range env.Payload.Repos {
-			if !r.IsUpgrade() {
-				continue
-			}
-			if len(r.Inputs) == 0 {
-				unplaced = append(unplaced, r.Path)
-			}
-			changes = append(changes, r.Inputs...)
-		}
-		if len(changes) == 0 && len(unplaced) == 0 {
-			rt.Logf("no upgrades in %s: the plan is empty", p)
-		}
-	}
-	res, err := plan.Run(rt.Ctx, plan.Request{Graph: &v.Graph, Changes: changes, FlakeLock: v.FlakeLock, Unplaced: unplaced})
-	var ue *plan.UnknownInputError
-	if errors.As(err, &ue) {
-		hint := "'lambda-check graph' lists the inputs"
-		if len(ue.Excluded) > 0 {
-			hint = fmt.Sprintf("%s %s left out as infrastructure (graph.exclude in the config)", strings.Join(ue.Excluded, ", "), isAre(len(ue.Excluded)))
-		}
-		return exitcode.Input(err, hint)
-	}
+	defer release()
+	res, err := workflow.Plan(rt.Ctx, e, workflow.PlanOptions{Inputs: c.Input, All: c.All, NoEval: c.NoEval, Out: absIf(rt, c.Out)})
 	if err != nil {
-		return err
-	}
-	sd, unlock, err := rt.LockState()
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	out := sd.File("plan.json")
-	if c.Out != "" {
-		out = rt.Abs(c.Out)
-	}
-	b, digest, err := artifact.Write(out, &artifact.Envelope[*plan.Plan]{
-		Kind: plan.Spec.Kind, SchemaVersion: plan.Spec.Version, Producer: rt.Producer(), Inputs: inputs, Payload: &res.Plan,
-	})
-	if err != nil {
-		return err
-	}
-	if err := rt.record(sd, audit.Event{Stage: "plan", Inputs: inputs, Output: output(plan.Spec.Kind, out, b),
-		Detail: fmt.Sprintf("%d changes in %d levels", len(res.Plan.Changes), len(res.Plan.Levels))}); err != nil {
 		return err
 	}
 	if rt.Globals.JSON {
-		_, err := rt.Env.Stdout.Write(b)
-		return err
+		return rt.Print(res.Bytes)
 	}
-	renderPlan(rt, &res.Plan)
-	rt.Logf("wrote %s (%s)", out, digest)
+	renderPlan(rt, res.Plan)
+	rt.Logf("wrote %s (%s)", res.Path, res.Digest)
 	return nil
-}
-
-func isAre(n int) string {
-	if n == 1 {
-		return "is"
-	}
-	return "are"
 }
 
 func renderPlan(rt *Runtime, p *plan.Plan) {

@@ -1,20 +1,9 @@
 package cli
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"os"
-	"time"
-
-	"github.com/lambda-os/lambda-check/internal/artifact"
-	"github.com/lambda-os/lambda-check/internal/audit"
-	"github.com/lambda-os/lambda-check/internal/exitcode"
 	"github.com/lambda-os/lambda-check/internal/stage/policy"
 	"github.com/lambda-os/lambda-check/internal/stage/snapshot"
-	"github.com/lambda-os/lambda-check/internal/statedir"
-	"github.com/lambda-os/lambda-check/internal/workspace"
+	"github.com/lambda-os/lambda-check/internal/workflow"
 )
 
 // PolicyCmd is "lambda-check policy".
@@ -48,129 +37,48 @@ func (c *PolicyCmd) Run(rt *Runtime) error {
 	if c.Rules {
 		return c.listRules(rt)
 	}
+	o := workflow.PolicyOptions{NoEval: c.NoEval}
 	if c.Snapshot == "" {
 		if err := snapshot.CheckWorkspace(rt.WorkspaceDir()); err != nil {
 			return err
 		}
 	}
-	pcfg, err := loadPolicyConfig(rt, c.Policy)
+	var err error
+	if o.Config, err = workflow.LoadPolicyConfig(rt.WorkspaceDir(), absIf(rt, c.Policy)); err != nil {
+		return err
+	}
+	if c.Snapshot != "" {
+		if o.Snap, err = workflow.ReadSnapshot(rt.Abs(c.Snapshot)); err != nil {
+			return err
+		}
+	}
+	o.Out = absIf(rt, c.Out)
+	e, release, err := rt.Lock()
 	if err != nil {
 		return err
 	}
-	now, err := rt.Clock()
+	defer release()
+	res, err := workflow.Policy(rt.Ctx, e, o)
 	if err != nil {
 		return err
 	}
-	sd, unlock, err := rt.LockState()
-	if err != nil {
-		return err
-	}
-	defer unlock()
-
-	fresh := c.Snapshot == ""
-	snap, snapDigest, err := snapshotFor(rt, sd, c.Snapshot)
-	if err != nil {
-		return err
-	}
-	out := sd.File("policy.json")
-	if c.Out != "" {
-		out = rt.Abs(c.Out)
-	}
-	pw, err := checkPolicy(rt, sd, snap, snapDigest, fresh, pcfg, now, c.NoEval, out)
-	if err != nil {
-		return err
-	}
-	rep, b, digest := pw.report, pw.bytes, pw.digest
 	if rt.Globals.JSON {
-		if _, err := rt.Env.Stdout.Write(b); err != nil {
+		if err := rt.Print(res.Bytes); err != nil {
 			return err
 		}
 	} else {
-		renderPolicy(rt, rep)
-		rt.Logf("wrote %s (%s)", out, digest)
+		renderPolicy(rt, res.Report)
+		rt.Logf("wrote %s (%s)", res.Path, res.Digest)
 	}
-	switch {
-	case rep.Summary.Verdict == "unknown":
-		return &exitcode.FailError{Reason: "policy: " + rep.Summary.Reason}
-	case rep.Summary.Deny > 0:
-		return &exitcode.FailError{Reason: fmt.Sprintf("policy: %s", plural(rep.Summary.Deny, "deny finding"))}
-	case c.FailOn == "warn" && rep.Summary.Warn > 0:
-		return &exitcode.FailError{Reason: fmt.Sprintf("policy: %s (--fail-on warn)", plural(rep.Summary.Warn, "warning"))}
-	}
-	return nil
+	return workflow.PolicyVerdict(res.Report, c.FailOn == "warn")
 }
 
-// policyWritten is a policy artifact as written.
-type policyWritten struct {
-	report       *policy.Report
-	bytes        []byte
-	path, digest string
-}
-
-// checkPolicy runs the policy stage over a snapshot and writes the
-// artifact; the caller holds the state lock.
-func checkPolicy(rt *Runtime, sd *statedir.Dir, snap *workspace.Snapshot, snapDigest string, fresh bool, cfg *policy.Config, now time.Time, noEval bool, out string) (*policyWritten, error) {
-	cachePath := sd.File(integrityCacheFile)
-	req := policy.Request{Snapshot: snap, Config: cfg, Now: now, NixNote: "--no-eval was given", Fresh: fresh,
-		Integrity: readIntegrityCache(rt, cachePath)}
-	if !noEval {
-		req.Nix, req.NixNote = rt.Nix()
+// absIf is the absolute path of a flag's file, or "" when not given.
+func absIf(rt *Runtime, p string) string {
+	if p == "" {
+		return ""
 	}
-	res, err := policy.Run(rt.Ctx, req)
-	if errors.Is(err, policy.ErrLockChanged) {
-		return nil, exitcode.Input(err, "take a new snapshot (run without --snapshot)")
-	}
-	if err != nil {
-		return nil, err
-	}
-	if res.IntegrityReused > 0 {
-		rt.Logf("lock-integrity: %d of %d locked revisions checked against results of earlier runs (%s)", res.IntegrityReused, len(res.Integrity.Entries), cachePath)
-	}
-	if cb, err := artifact.Encode(res.Integrity); err == nil {
-		if err := artifact.WriteFile(cachePath, cb, 0o644); err != nil {
-			rt.Logf("warning: lock-integrity results not kept for the next run: %v", err)
-		}
-	}
-	b, digest, err := artifact.Write(out, &artifact.Envelope[*policy.Report]{
-		Kind: policy.Spec.Kind, SchemaVersion: policy.Spec.Version, Producer: rt.Producer(),
-		Inputs:  []artifact.Input{{Kind: workspace.SnapshotSpec.Kind, Digest: snapDigest}},
-		Payload: &res.Report,
-	})
-	if err != nil {
-		return nil, err
-	}
-	result := audit.ResultOK
-	if res.Report.Summary.Verdict != "pass" {
-		result = audit.ResultFail
-	}
-	if err := rt.record(sd, audit.Event{Stage: "policy", Inputs: []artifact.Input{{Kind: workspace.SnapshotSpec.Kind, Digest: snapDigest}},
-		Output: output(policy.Spec.Kind, out, b), Result: result,
-		Detail: fmt.Sprintf("%s: %d deny, %d warn", res.Report.Summary.Verdict, res.Report.Summary.Deny, res.Report.Summary.Warn)}); err != nil {
-		return nil, err
-	}
-	return &policyWritten{report: &res.Report, bytes: b, path: out, digest: digest}, nil
-}
-
-// integrityCacheFile keeps lock-integrity's results in the state
-// directory: recomputing a narHash means hashing a whole tree, and a
-// commit's never changes.
-const integrityCacheFile = "integrity-cache.json"
-
-// readIntegrityCache reads lock-integrity's earlier results; an unreadable
-// cache is ignored (everything is recomputed), never trusted in part.
-func readIntegrityCache(rt *Runtime, p string) *policy.IntegrityCache {
-	b, err := os.ReadFile(p)
-	if err != nil {
-		return nil
-	}
-	var c policy.IntegrityCache
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil || c.SchemaVersion != policy.IntegrityCacheVersion {
-		rt.Logf("warning: ignoring %s (unreadable or another version); recomputing", p)
-		return nil
-	}
-	return &c
+	return rt.Abs(p)
 }
 
 func (c *PolicyCmd) listRules(rt *Runtime) error {
@@ -223,11 +131,4 @@ func renderPolicy(rt *Runtime, r *policy.Report) {
 	if !r.FlakeNix.Evaluated {
 		rt.Logf("flake.nix not evaluated (%s): only flake.lock was checked", r.FlakeNix.Note)
 	}
-}
-
-func plural(n int, what string) string {
-	if n == 1 {
-		return "1 " + what
-	}
-	return fmt.Sprintf("%d %ss", n, what)
 }

@@ -3,22 +3,14 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 
-	"github.com/lambda-os/lambda-check/internal/artifact"
-	"github.com/lambda-os/lambda-check/internal/audit"
 	"github.com/lambda-os/lambda-check/internal/exitcode"
-	"github.com/lambda-os/lambda-check/internal/stage/governance"
-	"github.com/lambda-os/lambda-check/internal/stage/plan"
-	"github.com/lambda-os/lambda-check/internal/stage/policy"
 	"github.com/lambda-os/lambda-check/internal/stage/propose"
 	"github.com/lambda-os/lambda-check/internal/stage/snapshot"
-	"github.com/lambda-os/lambda-check/internal/stage/upgrades"
-	"github.com/lambda-os/lambda-check/internal/statedir"
-	"github.com/lambda-os/lambda-check/internal/workspace"
+	"github.com/lambda-os/lambda-check/internal/workflow"
 )
 
 // ProposeCmd is "lambda-check propose".
@@ -53,35 +45,23 @@ inside the workspace's git tree (Nix would otherwise see only tracked files).`
 
 // Run writes the proposals.
 func (c *ProposeCmd) Run(rt *Runtime) error {
-	ws := rt.WorkspaceDir()
-	if err := snapshot.CheckWorkspace(ws); err != nil {
+	if err := snapshot.CheckWorkspace(rt.WorkspaceDir()); err != nil {
 		return err
 	}
-	pcfg, err := loadPolicyConfig(rt, c.Policy)
+	pcfg, err := workflow.LoadPolicyConfig(rt.WorkspaceDir(), absIf(rt, c.Policy))
 	if err != nil {
 		return err
 	}
-	sd, unlock, err := rt.LockState()
+	e, release, err := rt.Lock()
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	upPath := sd.File("upgrades.json")
-	if c.Upgrades != "" {
-		upPath = rt.Abs(c.Upgrades)
-	}
-	upEnv, _, err := artifact.Read[upgrades.Upgrades](upPath, upgrades.Spec)
-	if errors.Is(err, fs.ErrNotExist) {
-		return exitcode.Input(fmt.Errorf("no upgrades to propose: %s does not exist", upPath), "run 'lambda-check upgrades' first")
-	}
-	if err != nil {
-		return exitcode.Input(fmt.Errorf("read upgrades: %w", err), "")
-	}
-	w, err := snapshotLocked(rt, sd, "")
-	if err != nil {
+	defer release()
+	o := workflow.ProposeOptions{Policy: pcfg, WorkspaceURL: c.WorkspaceURL}
+	if o.Upgrades, err = workflow.ReadUpgrades(e, absIf(rt, c.Upgrades), "upgrades to propose", "run 'lambda-check upgrades' first"); err != nil {
 		return err
 	}
-	res, err := proposeLocked(rt, sd, w.snapshot, &upEnv.Payload, pcfg, c.WorkspaceURL)
+	res, err := workflow.Propose(rt.Ctx, e, o)
 	if err != nil {
 		return err
 	}
@@ -92,112 +72,9 @@ func (c *ProposeCmd) Run(rt *Runtime) error {
 			return err
 		}
 	} else {
-		renderOutcomes(rt, res.Outcomes, sd.File("proposals"))
+		renderOutcomes(rt, res.Outcomes, e.File("proposals"))
 	}
-	return proposeVerdict(res.Outcomes)
-}
-
-// proposeVerdict fails the stage (after every other proposal was written)
-// when an upgrade could not be proposed.
-func proposeVerdict(os []propose.Outcome) error {
-	var skipped []string
-	for _, o := range os {
-		if o.Skipped != "" {
-			skipped = append(skipped, o.Submodule)
-		}
-	}
-	if len(skipped) == 0 {
-		return nil
-	}
-	return &exitcode.FailError{Reason: fmt.Sprintf("propose: %d of %d upgrades not proposed (%s): see the reasons above", len(skipped), len(os), strings.Join(skipped, ", "))}
-}
-
-// proposeLocked orders the upgrades with the flake graph and writes their
-// proposals; the caller holds the state lock.
-func proposeLocked(rt *Runtime, sd *statedir.Dir, snap *workspace.Snapshot, up *upgrades.Upgrades, pcfg *policy.Config, workspaceURL string) (*propose.Result, error) {
-	cfg, err := rt.Config()
-	if err != nil {
-		return nil, err
-	}
-	v, err := plan.LoadGraph(rt.Ctx, plan.GraphRequest{Workspace: snap.Root, Exclude: cfg.GraphExclude(), Why: "not needed"})
-	var order *plan.Plan
-	if err == nil {
-		var changes, unplaced []string
-		for _, r := range up.Repos {
-			if r.IsUpgrade() {
-				changes = append(changes, r.Inputs...)
-				if len(r.Inputs) == 0 {
-					unplaced = append(unplaced, r.Path)
-				}
-			}
-		}
-		var res *plan.Result
-		if res, err = plan.Run(rt.Ctx, plan.Request{Graph: &v.Graph, Changes: changes, Unplaced: unplaced, FlakeLock: v.FlakeLock}); err == nil {
-			order = &res.Plan
-		}
-	}
-	if order == nil {
-		rt.Logf("warning: no dependency order (%v): proposals are ordered by path", err)
-	}
-	res, err := propose.Run(rt.Ctx, propose.Request{
-		Snapshot: snap, Upgrades: up, Plan: order,
-		Stores: sd.File("remotes"), Dir: sd.File("proposals"), Policy: pcfg,
-		WorkspaceURL: workspaceURL,
-		Producer:     rt.Producer(),
-		Eval:         rt.evaluator(),
-	})
-	if errors.Is(err, propose.ErrBaseMoved) {
-		return nil, exitcode.Input(err, "run 'lambda-check upgrades' again")
-	}
-	if err != nil {
-		return nil, err
-	}
-	unchanged := 0
-	for _, o := range res.Outcomes {
-		if !o.Written && o.Skipped == "" {
-			// The same proposal exists already: nothing happened to it.
-			unchanged++
-			continue
-		}
-		e := audit.Event{Stage: "propose", Detail: fmt.Sprintf("%s %s → %s", o.Submodule, short(o.From), short(o.To))}
-		if o.Skipped != "" {
-			e.Result, e.Detail = audit.ResultFail, e.Detail+": skipped: "+o.Skipped
-		} else {
-			p := filepath.Join(sd.File("proposals"), o.ID, propose.ProposalFile)
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return nil, err
-			}
-			e.Output = output(propose.Spec.Kind, p, b)
-			if !o.Approvable {
-				e.Result, e.Detail = audit.ResultFail, e.Detail+": not approvable"
-			}
-		}
-		if err := rt.record(sd, e); err != nil {
-			return nil, err
-		}
-	}
-	if unchanged == len(res.Outcomes) {
-		// Still one event for the run, as for every stage.
-		if err := rt.record(sd, audit.Event{Stage: "propose", Detail: fmt.Sprintf("%d proposals, all unchanged", unchanged)}); err != nil {
-			return nil, err
-		}
-	}
-	return res, nil
-}
-
-// loadPolicyConfig reads --policy, or <workspace>/policy.json when it
-// exists, or the defaults.
-func loadPolicyConfig(rt *Runtime, p string) (*policy.Config, error) {
-	cfgPath, optional := filepath.Join(rt.WorkspaceDir(), "policy.json"), true
-	if p != "" {
-		cfgPath, optional = rt.Abs(p), false
-	}
-	pcfg, err := policy.LoadConfig(cfgPath, optional)
-	if err != nil {
-		return nil, exitcode.Input(err, "docs/policy.md describes the file; 'lambda-check policy --rules' lists the rules")
-	}
-	return pcfg, nil
+	return workflow.ProposeVerdict(res.Outcomes)
 }
 
 func renderOutcomes(rt *Runtime, os []propose.Outcome, dir string) {
@@ -257,12 +134,12 @@ cycle.keepStale is set.`
 
 // Run prunes.
 func (c *ProposalsPruneCmd) Run(rt *Runtime) error {
-	sd, unlock, err := rt.LockState()
+	e, release, err := rt.Lock()
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	ids, err := pruneLocked(rt, sd, c.DryRun)
+	defer release()
+	ids, err := workflow.Prune(rt.Ctx, e, nil, c.DryRun)
 	if err != nil {
 		return err
 	}
@@ -281,30 +158,6 @@ func (c *ProposalsPruneCmd) Run(rt *Runtime) error {
 	}
 	rt.Logf("%s %d proposals", verb, len(ids))
 	return nil
-}
-
-// pruneLocked removes (or lists) the prunable proposals and records it.
-func pruneLocked(rt *Runtime, sd *statedir.Dir, dryRun bool) ([]string, error) {
-	ls, err := listProposals(rt)
-	if err != nil {
-		return nil, err
-	}
-	if dryRun {
-		var ids []string
-		for _, l := range ls {
-			if propose.Prunable(l, sd.File("decisions")) {
-				ids = append(ids, l.Proposal.ID)
-			}
-		}
-		return ids, nil
-	}
-	ids, err := propose.Prune(sd.File("proposals"), sd.File("decisions"), ls)
-	if len(ids) > 0 {
-		if rerr := rt.record(sd, audit.Event{Stage: "prune", Detail: fmt.Sprintf("removed %d stale or superseded proposals nobody decided on: %s", len(ids), strings.Join(ids, ", "))}); rerr != nil {
-			return ids, rerr
-		}
-	}
-	return ids, err
 }
 
 // ProposalsListCmd is "lambda-check proposals list".
@@ -370,47 +223,16 @@ func (c *ProposalsListCmd) Run(rt *Runtime) error {
 	return nil
 }
 
+// listProposals lists the proposals against the workspace as it is.
 func listProposals(rt *Runtime) ([]propose.Listed, error) {
-	ws := rt.WorkspaceDir()
-	if err := snapshot.CheckWorkspace(ws); err != nil {
+	if err := snapshot.CheckWorkspace(rt.WorkspaceDir()); err != nil {
 		return nil, err
 	}
-	sd, err := statedir.Open(rt.StateDirPath())
+	e, err := rt.Workflow()
 	if err != nil {
 		return nil, err
 	}
-	var current *workspace.Snapshot
-	if rt.snaps != nil && rt.snaps.w != nil {
-		current = rt.snaps.w.snapshot // the cycle's
-	} else {
-		res, err := snapshot.Run(rt.Ctx, snapshot.Request{Workspace: ws, Exclude: []string{sd.Path}})
-		if err != nil {
-			return nil, err
-		}
-		current = &res.Snapshot
-	}
-	ls, err := propose.List(sd.File("proposals"), current, sd.File("remotes"))
-	if err != nil {
-		return nil, err
-	}
-	// An applied proposal's base has moved, of course: say applied.
-	for i := range ls {
-		l := &ls[i]
-		if l.Problem != "" || l.Status != propose.StatusStale {
-			continue
-		}
-		b, err := governance.LoadBound(sd.File("proposals"), l.Proposal.ID)
-		if err != nil {
-			continue
-		}
-		if a := governance.AppliedFor(sd.File("decisions"), current, b); a != nil {
-			l.Status, l.Why = governance.StateApplied, "in commit "+short(a.Commit)
-			if a.Staged {
-				l.Why = "staged, not committed"
-			}
-		}
-	}
-	return ls, nil
+	return workflow.Proposals(rt.Ctx, e, nil)
 }
 
 // ProposalsShowCmd is "lambda-check proposals show".

@@ -2,15 +2,10 @@ package cli
 
 import (
 	"fmt"
-	"path/filepath"
-	"runtime"
 	"strings"
 
-	"github.com/lambda-os/lambda-check/internal/artifact"
-	"github.com/lambda-os/lambda-check/internal/audit"
-	"github.com/lambda-os/lambda-check/internal/exitcode"
 	"github.com/lambda-os/lambda-check/internal/stage/snapshot"
-	"github.com/lambda-os/lambda-check/internal/statedir"
+	"github.com/lambda-os/lambda-check/internal/workflow"
 	"github.com/lambda-os/lambda-check/internal/workspace"
 )
 
@@ -32,35 +27,44 @@ any git error fails the command and writes nothing.`
 
 // Run takes the snapshot.
 func (c *SnapshotCmd) Run(rt *Runtime) error {
-	var old *workspace.Snapshot
+	var old *workflow.Snap
 	if c.Compare != "" {
-		env, _, err := artifact.Read[workspace.Snapshot](rt.Abs(c.Compare), workspace.SnapshotSpec)
-		if err != nil {
-			return exitcode.Input(fmt.Errorf("read snapshot to compare: %w", err), "")
+		var err error
+		if old, err = workflow.ReadSnapshot(rt.Abs(c.Compare)); err != nil {
+			return err
 		}
-		old = &env.Payload
 	}
-	w, err := takeSnapshot(rt, c.Out)
+	if err := snapshot.CheckWorkspace(rt.WorkspaceDir()); err != nil {
+		return err
+	}
+	e, release, err := rt.Lock()
 	if err != nil {
 		return err
 	}
-	snap := w.snapshot
+	defer release()
+	out := ""
+	if c.Out != "" {
+		out = rt.Abs(c.Out)
+	}
+	w, err := workflow.TakeSnapshot(rt.Ctx, e, out)
+	if err != nil {
+		return err
+	}
 	if rt.Globals.JSON {
 		if old != nil {
 			return rt.PrintJSON(struct {
 				Snapshot    *workspace.Snapshot    `json:"snapshot"`
 				Differences []workspace.Difference `json:"differences"`
-			}{snap, nonNil(workspace.Compare(old, snap))})
+			}{w.Snapshot, nonNil(workspace.Compare(old.Snapshot, w.Snapshot))})
 		}
 		// Exactly the bytes written, so stdout and the file never disagree.
-		_, err := rt.Env.Stdout.Write(w.bytes)
-		return err
+		return rt.Print(w.Bytes)
 	}
-	renderSnapshot(rt, snap)
+	renderSnapshot(rt, w.Snapshot)
 	if old != nil {
-		renderDifferences(rt, workspace.Compare(old, snap))
+		renderDifferences(rt, workspace.Compare(old.Snapshot, w.Snapshot))
 	}
-	rt.Logf("wrote %s (%s)", w.path, w.digest)
+	rt.Logf("wrote %s (%s)", w.Path, w.Digest)
 	return nil
 }
 
@@ -69,101 +73,6 @@ func nonNil[T any](s []T) []T {
 		return []T{}
 	}
 	return s
-}
-
-// written is a snapshot artifact as written.
-type written struct {
-	snapshot     *workspace.Snapshot
-	path, digest string
-	bytes        []byte
-}
-
-// takeSnapshot runs the stage under the state-dir lock and writes the
-// artifact.
-func takeSnapshot(rt *Runtime, out string) (*written, error) {
-	if err := snapshot.CheckWorkspace(rt.WorkspaceDir()); err != nil {
-		return nil, err
-	}
-	sd, unlock, err := rt.LockState()
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	return snapshotLocked(rt, sd, out)
-}
-
-// snapshotLocked takes and writes a snapshot; the caller holds the lock.
-// It is shared by every command that starts from a snapshot.
-func snapshotLocked(rt *Runtime, sd *statedir.Dir, out string) (*written, error) {
-	// Within a cycle, the stages share one snapshot until something the
-	// cycle does (an apply) changes the workspace.
-	if rt.snaps != nil && rt.snaps.w != nil && out == "" {
-		return rt.snaps.w, nil
-	}
-	ws := rt.WorkspaceDir()
-	if err := snapshot.CheckWorkspace(ws); err != nil {
-		return nil, err
-	}
-	cfg, err := rt.Config()
-	if err != nil {
-		return nil, err
-	}
-	excl := []string{sd.Path}
-	for _, x := range cfg.Snapshot.Exclude {
-		excl = append(excl, filepath.Join(ws, filepath.FromSlash(x)))
-	}
-	par := cfg.Snapshot.Parallelism
-	if par == 0 {
-		par = 4 * runtime.GOMAXPROCS(0)
-	}
-	res, err := snapshot.Run(rt.Ctx, snapshot.Request{
-		Workspace: ws, Exclude: excl, Parallelism: par, StatCache: sd.File("stat-cache"),
-		UserExcludesFile: userExcludesFile(rt.Env.Getenv),
-	})
-	if err != nil {
-		return nil, err
-	}
-	if out == "" {
-		out = sd.File("snapshot.json")
-	} else {
-		out = rt.Abs(out)
-	}
-	b, digest, err := artifact.Write(out, &artifact.Envelope[*workspace.Snapshot]{
-		Kind: workspace.SnapshotSpec.Kind, SchemaVersion: workspace.SnapshotSpec.Version,
-		Producer: rt.Producer(), Payload: &res.Snapshot,
-	})
-	if err != nil {
-		return nil, err
-	}
-	if err := rt.record(sd, audit.Event{Stage: "snapshot", Output: output(workspace.SnapshotSpec.Kind, out, b)}); err != nil {
-		return nil, err
-	}
-	w := &written{snapshot: &res.Snapshot, path: out, digest: digest, bytes: b}
-	if rt.snaps != nil && out == sd.File("snapshot.json") {
-		rt.snaps.w = w
-	}
-	return w, nil
-}
-
-// snapshotCache is a cycle's shared snapshot.
-type snapshotCache struct{ w *written }
-
-// invalidate drops the shared snapshot after the workspace changed.
-func (c *snapshotCache) invalidate() {
-	if c != nil {
-		c.w = nil
-	}
-}
-
-// userExcludesFile is git's default global ignore file.
-func userExcludesFile(getenv func(string) string) string {
-	if x := getenv("XDG_CONFIG_HOME"); x != "" {
-		return filepath.Join(x, "git", "ignore")
-	}
-	if h := getenv("HOME"); h != "" {
-		return filepath.Join(h, ".config", "git", "ignore")
-	}
-	return ""
 }
 
 func short(h string) string {

@@ -1,18 +1,13 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"time"
 
-	"github.com/lambda-os/lambda-check/internal/artifact"
-	"github.com/lambda-os/lambda-check/internal/audit"
-	"github.com/lambda-os/lambda-check/internal/exitcode"
 	"github.com/lambda-os/lambda-check/internal/stage/snapshot"
 	"github.com/lambda-os/lambda-check/internal/stage/upgrades"
-	"github.com/lambda-os/lambda-check/internal/statedir"
-	"github.com/lambda-os/lambda-check/internal/workspace"
+	"github.com/lambda-os/lambda-check/internal/workflow"
 )
 
 // UpgradesCmd is "lambda-check upgrades".
@@ -54,118 +49,35 @@ artifact is written either way. Writes upgrades.json, which 'plan' and
 
 // Run checks the remotes.
 func (c *UpgradesCmd) Run(rt *Runtime) error {
-	cfg, err := rt.Config()
-	if err != nil {
+	o := workflow.UpgradesOptions{Offline: c.Offline, Parallelism: c.Parallelism, Timeout: c.Timeout, Out: absIf(rt, c.Out)}
+	if _, err := rt.Config(); err != nil {
 		return err
 	}
 	if c.Snapshot == "" {
 		if err := snapshot.CheckWorkspace(rt.WorkspaceDir()); err != nil {
 			return err
 		}
-	}
-	sd, unlock, err := rt.LockState()
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	snap, snapDigest, err := snapshotFor(rt, sd, c.Snapshot)
-	if err != nil {
-		return err
-	}
-	gcfg, ssh, err := rt.Git()
-	if err != nil {
-		return err
-	}
-	req := upgrades.Request{
-		Snapshot: snap, Store: sd.File("remotes"), Offline: c.Offline,
-		Parallelism: cfg.Upgrades.Parallelism, Timeout: cfg.UpgradesTimeout(), Retries: cfg.Upgrades.Retries,
-		InsteadOf: cfg.Upgrades.InsteadOf, Git: gcfg, SSH: ssh,
-	}
-	if c.Parallelism > 0 {
-		req.Parallelism = c.Parallelism
-	}
-	if c.Timeout > 0 {
-		req.Timeout = c.Timeout
-	}
-	if rt.Env.IsTerminal && !rt.Globals.JSON {
-		req.Progress = func(done, total int) {
-			fmt.Fprintf(rt.Env.Stderr, "\rlambda-check: upgrades: %d/%d remotes", done, total)
-			if done == total {
-				fmt.Fprintln(rt.Env.Stderr)
-			}
+	} else {
+		var err error
+		if o.Snap, err = workflow.ReadSnapshot(rt.Abs(c.Snapshot)); err != nil {
+			return err
 		}
 	}
-	res, err := upgrades.Run(rt.Ctx, req)
-	if errors.Is(err, workspace.ErrLockChanged) {
-		return exitcode.Input(err, "take a new snapshot (run without --snapshot)")
-	}
+	e, release, err := rt.Lock()
 	if err != nil {
 		return err
 	}
-	out := sd.File("upgrades.json")
-	if c.Out != "" {
-		out = rt.Abs(c.Out)
-	}
-	b, digest, err := artifact.Write(out, &artifact.Envelope[*upgrades.Upgrades]{
-		Kind: upgrades.Spec.Kind, SchemaVersion: upgrades.Spec.Version, Producer: rt.Producer(),
-		Inputs:  []artifact.Input{{Kind: workspace.SnapshotSpec.Kind, Digest: snapDigest}},
-		Payload: &res.Upgrades,
-	})
+	defer release()
+	res, err := workflow.Upgrades(rt.Ctx, e, o)
 	if err != nil {
-		return err
-	}
-	s := res.Upgrades.Summary
-	if err := rt.record(sd, audit.Event{Stage: "upgrades", Inputs: []artifact.Input{{Kind: workspace.SnapshotSpec.Kind, Digest: snapDigest}},
-		Output: output(upgrades.Spec.Kind, out, b),
-		Detail: fmt.Sprintf("%d behind, %d ahead, %d diverged, %d unknown", s.Behind, s.Ahead, s.Diverged, s.Unknown)}); err != nil {
 		return err
 	}
 	if rt.Globals.JSON {
-		_, err := rt.Env.Stdout.Write(b)
-		return err
+		return rt.Print(res.Bytes)
 	}
-	renderUpgrades(rt, &res.Upgrades)
-	rt.Logf("wrote %s (%s)", out, digest)
-	return upgradesVerdict(&res.Upgrades)
-}
-
-// upgradesVerdict fails the stage when remotes could not be checked: one
-// reason per cause, with its fix.
-func upgradesVerdict(u *upgrades.Upgrades) error {
-	if len(u.Problems) == 0 {
-		return nil
-	}
-	n := 0
-	var causes []string
-	for _, p := range u.Problems {
-		n += len(p.Repos)
-		c := fmt.Sprintf("%d: %s", len(p.Repos), p.Cause)
-		if p.Hint != "" {
-			c += " (hint: " + p.Hint + ")"
-		}
-		causes = append(causes, c)
-	}
-	if len(causes) > 3 {
-		causes = append(causes[:3], fmt.Sprintf("%d more causes", len(causes)-3))
-	}
-	return &exitcode.FailError{Reason: fmt.Sprintf("upgrades: %d of %d repositories not checked: %s", n, u.Summary.Repos, strings.Join(causes, "; "))}
-}
-
-// snapshotFor reads the snapshot artifact at p, or takes and writes a new
-// one when p is empty; the caller holds the state lock.
-func snapshotFor(rt *Runtime, sd *statedir.Dir, p string) (*workspace.Snapshot, string, error) {
-	if p != "" {
-		env, b, err := artifact.Read[workspace.Snapshot](rt.Abs(p), workspace.SnapshotSpec)
-		if err != nil {
-			return nil, "", exitcode.Input(fmt.Errorf("read snapshot: %w", err), "")
-		}
-		return &env.Payload, artifact.Digest(b), nil
-	}
-	w, err := snapshotLocked(rt, sd, "")
-	if err != nil {
-		return nil, "", err
-	}
-	return w.snapshot, w.digest, nil
+	renderUpgrades(rt, res.Upgrades)
+	rt.Logf("wrote %s (%s)", res.Path, res.Digest)
+	return workflow.UpgradesVerdict(res.Upgrades)
 }
 
 func renderUpgrades(rt *Runtime, u *upgrades.Upgrades) {
@@ -209,7 +121,7 @@ func renderUpgrades(rt *Runtime, u *upgrades.Upgrades) {
 			}
 			continue
 		}
-		detail := plural(r.Behind, "commit")
+		detail := workflow.Plural(r.Behind, "commit")
 		switch r.Relation {
 		case upgrades.Ahead:
 			detail = fmt.Sprintf("%d local commits not on the remote", r.Ahead)

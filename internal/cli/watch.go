@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/lambda-os/lambda-check/internal/workflow"
 )
 
 // WatchCmd is "lambda-check watch".
@@ -42,7 +44,7 @@ func (c *WatchCmd) Run(rt *Runtime) error {
 			rt.Logf("cycle %d: %v", n, err)
 			last = err
 		default:
-			last = cycleError(sum)
+			last = workflow.CycleVerdict(sum)
 			rt.Logf("cycle %d: %s in %s (exit %d)", n, sum.Health, time.Duration(sum.DurationMs)*time.Millisecond, sum.Exit)
 			if sum.Exit == 130 {
 				return context.Canceled
