@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -80,6 +81,35 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			// exits N CMD [ARGS...]: runs CMD as exec does (its stdout and
+			// stderr are then what stdout and stderr match) and fails unless
+			// it exits with code N.
+			"exits": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) < 2 {
+					ts.Fatalf("usage: exits N CMD [ARGS...]")
+				}
+				want, err := strconv.Atoi(args[0])
+				ts.Check(err)
+				got := 0
+				if err := ts.Exec(args[1], args[2:]...); err != nil {
+					var ee *exec.ExitError
+					if !errors.As(err, &ee) {
+						ts.Fatalf("%s: %v", args[1], err)
+					}
+					got = ee.ExitCode()
+				}
+				if got != want {
+					ts.Fatalf("%s exited %d, want %d", args[1], got, want)
+				}
+			},
+			// setenv-file NAME FILE: sets $NAME to FILE's content, without
+			// its final newline (an id a command wrote).
+			"setenv-file": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 2 {
+					ts.Fatalf("usage: setenv-file NAME FILE")
+				}
+				ts.Setenv(args[0], strings.TrimRight(ts.ReadFile(args[1]), "\n"))
+			},
 			// hooksrv DIR: a webhook (and Bot API) receiver on loopback for
 			// the rest of the script; each request's body goes to DIR/N.json,
 			// its signature header to DIR/N.sig and its path to DIR/N.path;

@@ -47,9 +47,12 @@ func Heal(ctx context.Context, e *Env, o HealOptions) (*HealResult, error) {
 	if err != nil {
 		return nil, exitcode.Input(fmt.Errorf("read verify.json: %w", err), "")
 	}
-	history, err := ReadHistory(e.File(HistoryFile), false)
+	history, bad, err := ReadHistory(e.File(HistoryFile))
 	if err != nil {
 		return nil, exitcode.Input(err, "")
+	}
+	if bad > 0 {
+		e.Logf("warning: %s: %d lines that do not decode (torn by a crash?) were skipped", HistoryFile, bad)
 	}
 	snap, err := snapshotOr(ctx, e, o.Snap)
 	if err != nil {

@@ -69,7 +69,7 @@ func ReadNode(ctx context.Context, e *Env, snap *Snap) (*Node, error) {
 	if env, _, err := artifact.Read[heal.Report](e.File("heal.json"), heal.Spec); err == nil {
 		n.Heal = &env.Payload
 	}
-	n.VerifyHistory, _ = ReadHistory(e.File(HistoryFile), true)
+	n.VerifyHistory, _, _ = ReadHistory(e.File(HistoryFile))
 	if snap == nil {
 		if s, err := CurrentSnapshot(ctx, e); err == nil {
 			snap = s

@@ -1,13 +1,9 @@
 package workflow
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +18,7 @@ import (
 	"github.com/lambda-os/lambda-check/internal/stage/policy"
 	"github.com/lambda-os/lambda-check/internal/stage/snapshot"
 	"github.com/lambda-os/lambda-check/internal/stage/verify"
+	"github.com/lambda-os/lambda-check/internal/statedir"
 	"github.com/lambda-os/lambda-check/internal/workspace"
 )
 
@@ -205,58 +202,22 @@ type HistoryEntry struct {
 }
 
 func appendHistory(e *Env, rep *verify.Report, digest string) error {
-	var buf bytes.Buffer
 	now := e.Now().UTC().Format(time.RFC3339)
-	for _, m := range rep.Modules {
-		b, err := json.Marshal(HistoryEntry{Run: digest, Time: now, Module: m.Name,
-			Submodule: m.Submodule, Gitlink: m.Gitlink, Verdict: m.Verdict, Reason: m.Reason})
-		if err != nil {
-			return err
-		}
-		buf.Write(b)
-		buf.WriteByte('\n')
+	recs := make([]any, len(rep.Modules))
+	for i, m := range rep.Modules {
+		recs[i] = HistoryEntry{Run: digest, Time: now, Module: m.Name,
+			Submodule: m.Submodule, Gitlink: m.Gitlink, Verdict: m.Verdict, Reason: m.Reason}
 	}
-	f, err := os.OpenFile(e.File(HistoryFile), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
+	if len(recs) == 0 {
+		return nil
 	}
-	if _, err := f.Write(buf.Bytes()); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return statedir.Journal{Path: e.File(HistoryFile)}.Append(recs...)
 }
 
-// ReadHistory reads the verify history; skipBad ignores lines that do not
-// decode (the report), else they are an error naming the line (heal).
-func ReadHistory(p string, skipBad bool) ([]HistoryEntry, error) {
-	f, err := os.Open(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []HistoryEntry
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
-	for n := 1; sc.Scan(); n++ {
-		var e HistoryEntry
-		err := json.Unmarshal(sc.Bytes(), &e)
-		switch {
-		case skipBad && (err != nil || e.Module == ""):
-			continue
-		case err != nil:
-			return nil, fmt.Errorf("%s line %d: %w", p, n, err)
-		}
-		out = append(out, e)
-	}
-	return out, sc.Err()
+// ReadHistory reads the verify history; lines that do not decode (torn by
+// a crash) are skipped and counted.
+func ReadHistory(p string) ([]HistoryEntry, int, error) {
+	return statedir.ReadJournal(statedir.Journal{Path: p}, func(h *HistoryEntry) bool { return h.Module != "" })
 }
 
 // healEntries are the history as heal reads it.

@@ -7,17 +7,14 @@
 package cycle
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"slices"
 	"time"
 
 	"github.com/lambda-os/lambda-check/internal/artifact"
+	"github.com/lambda-os/lambda-check/internal/statedir"
 )
 
 // Spec is the cycle summary artifact's kind and version.
@@ -268,65 +265,14 @@ func (s *Summary) Entry() HistoryEntry {
 	return e
 }
 
-// AppendHistory adds the summary to the history file with one write (the
-// caller holds the state lock).
+// AppendHistory adds the summary to the history journal (the caller
+// holds the state lock).
 func AppendHistory(path string, s *Summary) error {
-	b, err := json.Marshal(s.Entry())
-	if err != nil {
-		return err
-	}
-	// A line torn by a crash is ended first, so it stays one bad line
-	// that readers skip instead of gluing itself to this one.
-	if st, err := os.Stat(path); err == nil && st.Size() > 0 {
-		last := make([]byte, 1)
-		if f, err := os.Open(path); err == nil {
-			_, _ = f.ReadAt(last, st.Size()-1)
-			f.Close()
-		}
-		if last[0] != '\n' {
-			b = append([]byte{'\n'}, b...)
-		}
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return statedir.Journal{Path: path}.Append(s.Entry())
 }
 
 // ReadHistory reads the history, oldest first; lines that do not decode
 // (torn by a crash) are skipped and counted.
 func ReadHistory(path string) ([]HistoryEntry, int, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, 0, nil
-	}
-	if err != nil {
-		return nil, 0, err
-	}
-	defer f.Close()
-	var out []HistoryEntry
-	bad := 0
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
-	for sc.Scan() {
-		if len(sc.Bytes()) == 0 {
-			continue
-		}
-		var e HistoryEntry
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil || e.Started == "" || e.Health == "" {
-			bad++
-			continue
-		}
-		out = append(out, e)
-	}
-	return out, bad, sc.Err()
+	return statedir.ReadJournal(statedir.Journal{Path: path}, func(e *HistoryEntry) bool { return e.Started != "" && e.Health != "" })
 }
