@@ -28,6 +28,9 @@ func Canonical(b []byte) ([]byte, error) {
 	if !utf8.Valid(b) {
 		return nil, errors.New("canonical json: invalid UTF-8")
 	}
+	if err := loneSurrogates(b); err != nil {
+		return nil, fmt.Errorf("canonical json: %w", err)
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	var out bytes.Buffer
@@ -215,4 +218,56 @@ func abs(n int) int {
 		return -n
 	}
 	return n
+}
+
+// loneSurrogates refuses a \u escape of a UTF-16 surrogate that is not
+// half of a pair: encoding/json would read it as U+FFFD, so two different
+// texts would canonicalise (and verify) alike. RFC 8785 takes its strings
+// from I-JSON (RFC 7493), which forbids them.
+func loneSurrogates(b []byte) error {
+	inString := false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if !inString {
+			if c == '"' {
+				inString = true
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = false
+		case '\\':
+			if i+1 < len(b) && b[i+1] != 'u' {
+				i++ // a one-character escape
+				continue
+			}
+			r, ok := hex4(b, i+2)
+			if !ok {
+				continue // malformed: the decoder says so
+			}
+			switch {
+			case utf16.IsSurrogate(r) && r < 0xdc00:
+				next, ok := hex4(b, i+8)
+				if !ok || b[i+6] != '\\' || b[i+7] != 'u' || next < 0xdc00 || next > 0xdfff {
+					return fmt.Errorf("a lone surrogate \\u%04x in a string", r)
+				}
+				i += 11
+			case utf16.IsSurrogate(r):
+				return fmt.Errorf("a lone surrogate \\u%04x in a string", r)
+			default:
+				i += 5
+			}
+		}
+	}
+	return nil
+}
+
+// hex4 reads the four hex digits at b[i:i+4].
+func hex4(b []byte, i int) (rune, bool) {
+	if i < 0 || i+4 > len(b) {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(b[i:i+4]), 16, 16)
+	return rune(n), err == nil
 }

@@ -274,3 +274,20 @@ func TestRolesAndExpiry(t *testing.T) {
 		assert.ErrorContains(t, err, want)
 	}
 }
+
+func TestCanonicalRejectsLoneSurrogates(t *testing.T) {
+	for _, in := range []string{`"\ud800"`, `"\udc00"`, `{"a": "x\ud83dy"}`, `"\ud83d\u0041"`, `["\ud83d"]`} {
+		_, err := Canonical([]byte(in))
+		assert.ErrorContains(t, err, "lone surrogate", in)
+	}
+	for in, want := range map[string]string{
+		`"\ud83d\ude00"`:     "\"\U0001F600\"",
+		`"\\ud800"`:          `"\\ud800"`,
+		`{"k\"": "\u00e9"}`:  "{\"k\\\"\":\"\u00e9\"}",
+		`"tab\there \u0041"`: `"tab\there A"`,
+	} {
+		got, err := Canonical([]byte(in))
+		assert.NilError(t, err, in)
+		assert.Equal(t, string(got), want, in)
+	}
+}
