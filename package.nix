@@ -23,7 +23,7 @@ buildGoModule {
     ];
   };
 
-  vendorHash = "sha256-UHBqb242ysDbZbyze9WXENCTLQ1uwjirQC4gkF5ud1k=";
+  vendorHash = "sha256-Lu/4sis7fEWv3fy7R68tzLfJiGtKrsidZCoKARNIUbA=";
 
   subPackages = [ "cmd/lambda-check" ];
   env.CGO_ENABLED = 0;
