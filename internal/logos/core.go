@@ -63,7 +63,7 @@ func (c Core) Calls(ctx context.Context, modulesDir string, modules []string, ca
 
 func (c Core) command(ctx context.Context, tmp string, sb Sandbox, pgid int, args ...string) *exec.Cmd {
 	cmd := proc.Command(ctx, proc.Options{Pgid: pgid}, c.Path, args...)
-	cmd.Env = minimalEnv(tmp, sb.Env)
+	cmd.Env = minimalEnv(tmp, sb)
 	cmd.Dir = tmp
 	return cmd
 }

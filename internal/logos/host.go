@@ -69,7 +69,7 @@ func DetectGeneration(ctx context.Context, path string, sb Sandbox) (Generation,
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	cmd := proc.Command(ctx, proc.Options{WaitDelay: time.Second}, path, "--help")
-	cmd.Env = minimalEnv(os.TempDir(), sb.Env)
+	cmd.Env = minimalEnv(os.TempDir(), sb)
 	out, err := cmd.CombinedOutput()
 	s := string(out)
 	switch {
@@ -88,6 +88,9 @@ func DetectGeneration(ctx context.Context, path string, sb Sandbox) (Generation,
 type Sandbox struct {
 	// Env are variables added to the minimal environment.
 	Env []string
+	// Path is the PATH the host runs with (default: the system's
+	// directories).
+	Path string
 	// Bwrap runs the host under bubblewrap: no network, the filesystem
 	// read-only but for the private TMPDIR.
 	Bwrap string
@@ -108,13 +111,20 @@ type LoadResult struct {
 	Output string `json:"output,omitempty"`
 }
 
-func minimalEnv(tmp string, extra []string) []string {
+// defaultPath is the PATH of a child given none.
+const defaultPath = "/usr/local/bin:/usr/bin:/bin"
+
+func minimalEnv(tmp string, sb Sandbox) []string {
+	path := sb.Path
+	if path == "" {
+		path = defaultPath
+	}
 	env := []string{
-		"PATH=" + os.Getenv("PATH"),
+		"PATH=" + path,
 		"HOME=" + tmp, "TMPDIR=" + tmp, "XDG_RUNTIME_DIR=" + tmp,
 		"LANG=C.UTF-8", "QT_QPA_PLATFORM=offscreen",
 	}
-	return append(env, extra...)
+	return append(env, sb.Env...)
 }
 
 // Load runs the host on one plugin: a fresh private TMPDIR, a minimal
@@ -144,7 +154,7 @@ func (h Host) Load(ctx context.Context, name, plugin string, deadline time.Durat
 	}
 	// The load's deadline and its end kill the group (below).
 	cmd := proc.Detached(proc.Options{}, bin, args...)
-	cmd.Env = minimalEnv(tmp, sb.Env)
+	cmd.Env = minimalEnv(tmp, sb)
 	cmd.Dir = tmp
 	out := &tail{limit: limit}
 	pr, pw := io.Pipe()

@@ -42,7 +42,7 @@ func Governance(ctx context.Context, e *Env, snap *Snap) (governance.Env, error)
 	}
 	g := e.Config.Governance
 	gc := &governance.Config{Backend: g.Backend, Threshold: g.Threshold, Signers: g.Signers, Program: g.Program,
-		ProgramTimeout: e.Config.ProgramTimeout()}
+		ProgramTimeout: e.Config.ProgramTimeout(), Environ: e.Environ}
 	if gc.Backend == "" {
 		gc.Backend = governance.Human
 	}

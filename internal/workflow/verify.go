@@ -89,6 +89,7 @@ func Verify(ctx context.Context, e *Env, o VerifyOptions) (*VerifyResult, error)
 	}
 	req.Host = logos.Host{Path: hostPath, Generation: logos.Generation(cfg.Verify.Generation)}
 	req.Sandbox.Env = cfg.Verify.Env
+	req.Sandbox.Path = e.getenv("PATH")
 	req.Sandbox.Track = track
 	if o.Bwrap || cfg.Verify.Bwrap {
 		p, err := exec.LookPath("bwrap")

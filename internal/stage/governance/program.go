@@ -61,7 +61,7 @@ func Decide(ctx context.Context, env Env, id string) (*Decision, error) {
 	defer cancel()
 	cmd := proc.Command(cctx, proc.Options{}, env.Config.Program[0], env.Config.Program[1:]...)
 	cmd.Stdin = bytes.NewReader(in)
-	cmd.Env = append(os.Environ(), "LAMBDA_CHECK_PROPOSAL_DIR="+filepath.Join(env.Proposals, id), "LAMBDA_CHECK_PROPOSAL_ID="+id)
+	cmd.Env = append(environ(env.Config.Environ), "LAMBDA_CHECK_PROPOSAL_DIR="+filepath.Join(env.Proposals, id), "LAMBDA_CHECK_PROPOSAL_ID="+id)
 	var out, errb bytes.Buffer
 	cmd.Stdout = &limited{w: &out, n: 1 << 20}
 	cmd.Stderr = &limited{w: &errb, n: 64 << 10}
@@ -104,4 +104,12 @@ func (l *limited) Write(p []byte) (int, error) {
 	}
 	l.n -= len(p)
 	return l.w.Write(p)
+}
+
+// environ is the decider's environment: the caller's, else a PATH alone.
+func environ(env []string) []string {
+	if env == nil {
+		return []string{"PATH=/usr/local/bin:/usr/bin:/bin"}
+	}
+	return append([]string(nil), env...)
 }

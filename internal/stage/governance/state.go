@@ -69,6 +69,8 @@ type Config struct {
 	Program []string
 	// ProgramTimeout bounds a decider run.
 	ProgramTimeout time.Duration
+	// Environ is the decider's environment (nil: a PATH alone).
+	Environ []string `json:"-"`
 }
 
 // Validate checks a configuration against a registry.
