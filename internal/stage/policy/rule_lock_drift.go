@@ -11,21 +11,6 @@ import (
 var lockDriftRule = define("lock-drift", "every submodule's gitlink is the revision flake.lock pins for the same repository", true, Deny,
 	noOptionsFor, checkLockDrift)
 
-// overrideRef is the flake reference that locks the same repository at rev.
-func overrideRef(a flake.Attrs, rev string) string {
-	switch a.Type() {
-	case "github", "gitlab", "sourcehut":
-		return fmt.Sprintf("%s:%s/%s/%s", a.Type(), a.String("owner"), a.String("repo"), rev)
-	case "git":
-		q := "?rev=" + rev
-		if ref := a.String("ref"); ref != "" {
-			q = "?ref=" + ref + "&rev=" + rev
-		}
-		return "git+" + a.String("url") + q
-	}
-	return ""
-}
-
 func checkLockDrift(_ context.Context, in *Input, _ *noOptions) (Output, error) {
 	if in.Lock == nil {
 		return Output{Notes: noLock}, nil
@@ -48,7 +33,7 @@ func checkLockDrift(_ context.Context, in *Input, _ *noOptions) (Output, error) 
 			locked := in.Lock.Nodes[p.Node].Locked
 			inputs := strings.Join(p.Inputs, ", ")
 			hint := fmt.Sprintf("make the two pins agree; move the gitlink to the lock: git -C %s checkout %s && git add %s", r.Path, p.Rev, r.Path)
-			if ref := overrideRef(locked, sub.Gitlink); ref != "" {
+			if ref := flake.RefAt(locked, sub.Gitlink); ref != "" {
 				hint += fmt.Sprintf("; or the lock to the gitlink: nix flake lock --override-input %s '%s'", p.Inputs[0], ref)
 			}
 			out = append(out, Finding{

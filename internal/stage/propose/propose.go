@@ -25,7 +25,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -763,9 +762,9 @@ func workspaceInput(repo *gitrepo.Repo, head plumbing.Hash, snap *workspace.Snap
 		u := "file://" + snap.Root
 		locked, err := flake.LockGit(repo, head, u, branch)
 		if err != nil {
-			return nil, nil, "git+" + u + "?ref=" + branch + "&rev=" + head.String(), "workspace input not locked: " + err.Error()
+			return nil, nil, flake.GitRef(u, branch, head.String()), "workspace input not locked: " + err.Error()
 		}
-		return locked, flake.Attrs{"ref": branch, "rev": head.String(), "type": "git", "url": u}, "git+" + u + "?" + query(branch, head.String()), ""
+		return locked, flake.Attrs{"ref": branch, "rev": head.String(), "type": "git", "url": u}, flake.GitRef(u, branch, head.String()), ""
 	case strings.HasPrefix(configured, "github:"):
 		owner, name, _ := strings.Cut(strings.TrimPrefix(configured, "github:"), "/")
 		locked, err := flake.LockGitHub(repo, head, owner, name)
@@ -776,17 +775,8 @@ func workspaceInput(repo *gitrepo.Repo, head plumbing.Hash, snap *workspace.Snap
 		return locked, flake.Attrs{"owner": owner, "repo": name, "rev": head.String(), "type": "github"}, u, ""
 	default:
 		u := strings.TrimPrefix(configured, "git+")
-		return nil, nil, "git+" + u + "?rev=" + head.String(), "the workspace is reached through " + configured + ": Nix locks the proposal flake on first use"
+		return nil, nil, flake.GitRef(u, "", head.String()), "the workspace is reached through " + configured + ": Nix locks the proposal flake on first use"
 	}
-}
-
-func query(ref, rev string) string {
-	v := url.Values{}
-	if ref != "" {
-		v.Set("ref", ref)
-	}
-	v.Set("rev", rev)
-	return v.Encode()
 }
 
 // originalFor is the "original" Nix records for the URL the proposal flake
@@ -804,14 +794,6 @@ func originalFor(locked flake.Attrs) flake.Attrs {
 	}
 }
 
-// flakeURL is the URL declaring original attributes.
-func flakeURL(o flake.Attrs) string {
-	if o.Type() == "github" {
-		return fmt.Sprintf("github:%s/%s/%s", o.String("owner"), o.String("repo"), o.String("rev"))
-	}
-	return "git+" + o.String("url") + "?" + query(o.String("ref"), o.String("rev"))
-}
-
 // proposalFlake writes the proposal's flake.nix and, when it can be
 // derived exactly, its flake.lock.
 func proposalFlake(p *Proposal, ov *flake.Overlay, wsURL, lockNote string) ([]byte, []byte, string) {
@@ -825,7 +807,7 @@ func proposalFlake(p *Proposal, ov *flake.Overlay, wsURL, lockNote string) ([]by
 	b.WriteString("  inputs = {\n")
 	fmt.Fprintf(&b, "    %s.url = %q;\n", flake.WorkspaceInput, wsURL)
 	fmt.Fprintf(&b, "    %s.inputs.%s.follows = %q;\n", flake.WorkspaceInput, nixAttr(in), in)
-	fmt.Fprintf(&b, "    %s.url = %q;\n", nixAttr(in), flakeURL(ov.Original))
+	fmt.Fprintf(&b, "    %s.url = %q;\n", nixAttr(in), flake.RefAt(ov.Original, ov.Original.String("rev")))
 	follows, err := ov.InputFollows()
 	if err == nil {
 		names := make([]string, 0, len(follows))
