@@ -155,7 +155,8 @@ in
         unknown) marks the unit failed. By default it counts as success
         (SuccessExitStatus=3): the health is in cycle.json, the report and
         the notifications, and the unit fails only when a stage broke
-        (exit 1) or the configuration is bad (82).
+        (exit 1) or the configuration is bad (82). A round that finds the
+        state directory busy (75) is always skipped, not failed.
       '';
     };
 

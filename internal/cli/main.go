@@ -109,8 +109,8 @@ the state directory.
 
 Every flag can also be set in the environment as LAMBDA_CHECK_<FLAG>, for
 example LAMBDA_CHECK_WORKSPACE=/srv/logos-workspace or LAMBDA_CHECK_JSON=true.
-Exit codes: 0 ok, 1 error, 3 verdict is fail, 80 usage, 82 bad input,
-130 cancelled (see 'lambda-check exit-codes').`
+Exit codes: 0 ok, 1 error, 3 verdict is fail, 75 busy (retry later),
+80 usage, 82 bad input, 130 cancelled (see 'lambda-check exit-codes').`
 
 // Runtime is what every command's Run receives.
 type Runtime struct {

@@ -17,6 +17,10 @@ const (
 	// Fail: the stage completed and wrote its artifact, and the verdict is
 	// fail (findings, failed verification, tampered log, healed regression).
 	Fail = 3
+	// Busy: another lambda-check holds the state directory; nothing was
+	// done, and the same command can simply be run again later (75 is
+	// sysexits' EX_TEMPFAIL).
+	Busy = 75
 	// Usage: the command line is wrong.
 	Usage = 80
 	// BadInput: an input is bad or missing (not a workspace, wrong artifact
@@ -35,6 +39,7 @@ var Table = []struct {
 	{OK, "ok", "done; the verdict, if any, is pass"},
 	{Error, "error", "unexpected error (a bug or the environment); no verdict"},
 	{Fail, "fail", "the stage completed and wrote its artifact; the verdict is fail"},
+	{Busy, "busy", "another lambda-check holds the state directory; nothing was done: retry later"},
 	{Usage, "usage", "the command line is wrong"},
 	{BadInput, "bad-input", "an input is bad or missing (workspace, artifact, config)"},
 	{Cancelled, "cancelled", "interrupted by a signal"},
@@ -58,6 +63,16 @@ func Input(err error, hint string) error {
 	return &InputError{Err: err, Hint: hint}
 }
 
+// BusyError says the state directory is held by another lambda-check. It
+// maps to Busy; Hint says what to do.
+type BusyError struct {
+	Err  error
+	Hint string
+}
+
+func (e *BusyError) Error() string { return e.Err.Error() }
+func (e *BusyError) Unwrap() error { return e.Err }
+
 // UsageError marks a wrong command line. It maps to Usage.
 type UsageError struct{ Err error }
 
@@ -76,6 +91,10 @@ func Hint(err error) string {
 	if errors.As(err, &ie) {
 		return ie.Hint
 	}
+	var be *BusyError
+	if errors.As(err, &be) {
+		return be.Hint
+	}
 	return ""
 }
 
@@ -85,6 +104,7 @@ func Of(err error) int {
 		ie *InputError
 		ue *UsageError
 		fe *FailError
+		be *BusyError
 	)
 	switch {
 	case err == nil:
@@ -93,6 +113,8 @@ func Of(err error) int {
 		return Cancelled
 	case errors.As(err, &ue):
 		return Usage
+	case errors.As(err, &be):
+		return Busy
 	case errors.As(err, &ie):
 		return BadInput
 	case errors.As(err, &fe):

@@ -108,7 +108,7 @@ func (e *Env) Lock(ctx context.Context, wait time.Duration) (release func(), err
 	}
 	lock, err := sd.Lock(ctx, wait)
 	if errors.Is(err, statedir.ErrLocked) {
-		return nil, exitcode.Input(err, "another lambda-check (a cycle?) is working in this state directory; wait for it, or raise --lock-timeout")
+		return nil, &exitcode.BusyError{Err: err, Hint: "another lambda-check (a cycle?) is working in this state directory: run this again when it is done, or raise --lock-timeout"}
 	}
 	if err != nil {
 		return nil, err
