@@ -153,6 +153,10 @@ func (c *GovDecisionCmd) decide(rt *Runtime, verdict string) error {
 	defer release()
 	res, err := workflow.Decision(rt.Ctx, e, c.ID, verdict, c.Reason, k)
 	if res != nil {
+		if res.Repeat != "" {
+			rt.Printf("%s: nothing to do\n", res.Repeat)
+			return nil
+		}
 		renderState(rt, res.State)
 		if res.Applied != nil {
 			renderApplied(rt, c.ID, res.Applied)
@@ -234,10 +238,13 @@ func (c *GovApplyCmd) Run(rt *Runtime) error {
 	return nil
 }
 
-func renderApplied(rt *Runtime, id string, a *governance.Applied) {
-	if a.Staged {
+func renderApplied(rt *Runtime, id string, a *workflow.ApplyResult) {
+	switch {
+	case a.Repeat != "":
+		rt.Printf("%s: nothing to do\n", a.Repeat)
+	case a.Staged:
 		rt.Printf("applied %s: staged in the index; commit it with git commit\n", id)
-	} else {
+	default:
 		rt.Printf("applied %s: commit %s (approved by %s)\n", id, a.Commit, strings.Join(a.Signers, ", "))
 	}
 }

@@ -110,8 +110,19 @@ func GovernanceStates(ctx context.Context, e *Env, snap *Snap) map[string]string
 // DecideResult is a decision recorded by a person's key.
 type DecideResult struct {
 	State *governance.State
+	// Repeat, when set, says the same decision was on record already:
+	// nothing was done.
+	Repeat string
 	// Applied, with governance.autoApply, is the apply the decision made.
-	Applied *governance.Applied
+	Applied *ApplyResult
+}
+
+// ApplyResult is what an apply did.
+type ApplyResult struct {
+	*governance.Applied
+	// Repeat, when set, says the proposal was applied already: nothing
+	// was done.
+	Repeat string
 }
 
 // Decision records a person's signed approval or rejection of a proposal;
@@ -123,6 +134,10 @@ func Decision(ctx context.Context, e *Env, id, verdict, reason string, k *sign.P
 		return nil, err
 	}
 	st, err := governance.Record(genv, id, verdict, reason, k)
+	var done *governance.Done
+	if errors.As(err, &done) {
+		return &DecideResult{State: st, Repeat: done.What}, nil
+	}
 	if err != nil {
 		return nil, GovernanceError(err)
 	}
@@ -204,13 +219,17 @@ func DecideVerdict(ds []Decided) error {
 
 // Apply applies an approved proposal and records it; the workspace may
 // have moved afterwards, whatever happened: take a new snapshot.
-func Apply(ctx context.Context, e *Env, genv governance.Env, id string, noCommit bool) (*governance.Applied, error) {
+func Apply(ctx context.Context, e *Env, genv governance.Env, id string, noCommit bool) (*ApplyResult, error) {
 	gcfg, ssh, err := e.Git()
 	if err != nil {
 		return nil, err
 	}
 	res, err := governance.Apply(ctx, governance.ApplyRequest{Env: genv, ID: id, NoCommit: noCommit,
 		Committer: committer(e), Git: gcfg, SSH: ssh, InsteadOf: e.Config.Upgrades.InsteadOf})
+	var done *governance.Done
+	if errors.As(err, &done) {
+		return &ApplyResult{Applied: &res.Applied, Repeat: done.What}, nil
+	}
 	if err != nil {
 		if rerr := e.Record(audit.Event{Stage: "apply", Result: audit.ResultError, Detail: id + ": " + err.Error()}); rerr != nil {
 			e.Logf("warning: %v", rerr)
@@ -225,7 +244,7 @@ func Apply(ctx context.Context, e *Env, genv governance.Env, id string, noCommit
 	if err := e.Record(audit.Event{Stage: "apply", Output: output("lambda-check/applied", "", b), Detail: detail}); err != nil {
 		return nil, err
 	}
-	return &res.Applied, nil
+	return &ApplyResult{Applied: &res.Applied}, nil
 }
 
 // committer commits what lambda-check applies: the acting user.

@@ -124,6 +124,9 @@ func autoHeal(ctx context.Context, e *Env, rep *heal.Report) (bool, error) {
 			return applied, err
 		}
 		st, err := governance.Record(genv, r.Proposal, governance.Approve, "heal.autoApply: roll back "+r.Module, k)
+		if done := (*governance.Done)(nil); errors.As(err, &done) {
+			err = nil // approved by heal.key before: go on with it
+		}
 		if err != nil {
 			r.Problem = "auto-approval refused: " + err.Error()
 			continue
@@ -177,7 +180,8 @@ func applyQuiet(ctx context.Context, e *Env, genv governance.Env, id string) (*g
 	}
 	res, err := governance.Apply(ctx, governance.ApplyRequest{Env: genv, ID: id,
 		Committer: committer(e), Git: gcfg, SSH: ssh, InsteadOf: e.Config.Upgrades.InsteadOf})
-	if err != nil {
+	var done *governance.Done
+	if err != nil && !errors.As(err, &done) {
 		return nil, err
 	}
 	return &res.Applied, nil

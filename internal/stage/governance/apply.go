@@ -56,6 +56,13 @@ func Apply(ctx context.Context, req ApplyRequest) (*ApplyResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	if st.State == StateApplied && st.Applied != nil {
+		where := "in " + st.Applied.Commit
+		if st.Applied.Staged {
+			where = "staged in the index"
+		}
+		return &ApplyResult{Applied: *st.Applied}, &Done{What: fmt.Sprintf("%s: already applied %s", req.ID, where)}
+	}
 	if st.State != StateApproved {
 		why := ""
 		if st.Why != "" {

@@ -196,6 +196,13 @@ func (r Records) Read() (map[string][]byte, error) {
 // ErrKey: the key cannot decide on this proposal.
 var ErrKey = errors.New("key refused")
 
+// Done says a repeated step was done already: approving again with a key
+// whose approval is on record, applying an applied proposal. Nothing was
+// changed; a retried script goes on.
+type Done struct{ What string }
+
+func (d *Done) Error() string { return d.What }
+
 // Record signs and files a decision of one key on a proposal, after
 // checking the transition is allowed (approve: pending; reject: pending or
 // approved, not yet applied) and that the decision will count (the key is
@@ -205,6 +212,15 @@ func Record(env Env, id, verdict, reason string, k *sign.PrivateKey) (*State, er
 	st, err := EvaluateOne(env, id)
 	if err != nil {
 		return nil, err
+	}
+	same := st.Approvals
+	if verdict == Reject {
+		same = st.Rejects
+	}
+	for _, s := range same {
+		if s.Key == k.ID {
+			return st, &Done{What: fmt.Sprintf("%s: already %s by %s at %s (now %s)", id, past(verdict), k.ID, s.Time, st.State)}
+		}
 	}
 	allowed := st.State == StatePending || (verdict == Reject && st.State == StateApproved)
 	if !allowed {
@@ -239,4 +255,12 @@ func Record(env Env, id, verdict, reason string, k *sign.PrivateKey) (*State, er
 		return nil, err
 	}
 	return EvaluateOne(env, id)
+}
+
+// past is a verdict's past participle.
+func past(verdict string) string {
+	if verdict == Approve {
+		return "approved"
+	}
+	return "rejected"
 }
