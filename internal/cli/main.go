@@ -88,6 +88,7 @@ type CLI struct {
 	Propose    ProposeCmd    `cmd:"" help:"Turn each upgrade into a proposal: a patch and a Nix flake."`
 	Proposals  ProposalsCmd  `cmd:"" help:"List proposals or show one."`
 	Governance GovernanceCmd `cmd:"" help:"Approve, reject and apply proposals with signed decisions."`
+	Quarantine QuarantineCmd `cmd:"" help:"List or clear revisions known to be bad (a module failed verify at them)."`
 	Audit      AuditCmd      `cmd:"" help:"Verify, read, checkpoint and publish the tamper-evident audit log."`
 	Graph      GraphCmd      `cmd:"" help:"Print how the workspace's repositories depend on each other."`
 	Plan       PlanCmd       `cmd:"" help:"Order changed inputs by dependency, leaves first, into plan.json."`

@@ -78,6 +78,11 @@ func Heal(ctx context.Context, e *Env, o HealOptions) (*HealResult, error) {
 			return nil, err
 		}
 	}
+	// A revision a module regressed at is known bad: no upgrade to it is
+	// approvable again until an operator clears it.
+	if err := quarantineRegressions(e, rep.Regressions); err != nil {
+		return nil, err
+	}
 	moved := false
 	if e.Config.Heal.AutoApply {
 		if moved, err = autoHeal(ctx, e, rep); err != nil {

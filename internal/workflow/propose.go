@@ -50,8 +50,12 @@ func Propose(ctx context.Context, e *Env, o ProposeOptions) (*propose.Result, er
 			e.Logf("warning: no dependency order (%v): proposals are ordered by path", err)
 		}
 	}
+	quarantine, err := quarantineMap(e)
+	if err != nil {
+		return nil, err
+	}
 	res, err := propose.Run(ctx, propose.Request{
-		Snapshot: snap.Snapshot, Upgrades: up.Upgrades, Plan: order,
+		Snapshot: snap.Snapshot, Upgrades: up.Upgrades, Plan: order, Quarantine: quarantine,
 		Stores: e.File("remotes"), Dir: e.File("proposals"), Policy: o.Policy,
 		WorkspaceURL: o.WorkspaceURL, Producer: e.Producer, Eval: e.evaluator(),
 	})

@@ -159,7 +159,14 @@ type Request struct {
 	Eval flake.Evaluator
 	// Producer is written in proposal.json and ends each patch.
 	Producer artifact.Producer
+	// Quarantine holds revisions known to be bad ("submodule@rev" → why):
+	// an upgrade to one is proposed blocked (a deny finding), shown but
+	// never approvable.
+	Quarantine map[string]string
 }
+
+// QuarantineKey names a submodule's revision in Request.Quarantine.
+func QuarantineKey(submodule, rev string) string { return submodule + "@" + rev }
 
 // Outcome is what became of one upgrade.
 type Outcome struct {
@@ -244,7 +251,7 @@ func recipeOf(req Request, u upgrade) string {
 	sum := sha256.Sum256([]byte(strings.Join([]string{
 		req.Producer.Name, req.Producer.Version, string(pol), req.WorkspaceURL,
 		fmt.Sprint(req.Eval != nil), fmt.Sprint(u.level), Author.Name, Author.Email,
-		strings.Join(u.repo.Inputs, ","), u.repo.Branch,
+		strings.Join(u.repo.Inputs, ","), u.repo.Branch, req.Quarantine[QuarantineKey(u.repo.Path, u.repo.Head)],
 	}, "\x00")))
 	return hex.EncodeToString(sum[:])
 }
@@ -607,6 +614,12 @@ func build(ctx context.Context, req Request, b *base, u upgrade) (*Proposal, map
 		return nil, nil, err
 	}
 	p.Findings = append(append([]policy.Finding{}, unmovable...), findings...)
+	if why, bad := req.Quarantine[QuarantineKey(u.repo.Path, u.repo.Head)]; bad && kind == KindUpgrade {
+		p.Findings = append(p.Findings, policy.Finding{Rule: "quarantine", Severity: policy.Deny,
+			Subject: policy.Subject{Kind: policy.KindSubmodule, Name: u.repo.Path},
+			Message: fmt.Sprintf("revision %s is quarantined: %s", short(u.repo.Head), why),
+			Hint:    fmt.Sprintf("it is proposed again when upstream moves past it; to allow it now: lambda-check quarantine clear %s", QuarantineKey(u.repo.Path, short(u.repo.Head)))})
+	}
 	p.Approvable = !policy.Denies(p.Findings)
 
 	names := make([]string, 0, len(files))
