@@ -91,10 +91,10 @@ func renderState(rt *Runtime, st *governance.State) {
 	}
 	rt.Printf("\n  backend %s: %d of %d approvals; keys that decide: %s\n", st.Backend, len(st.Approvals), st.Threshold, strings.Join(st.Eligible, ", "))
 	for _, s := range st.Approvals {
-		rt.Printf("  approved by %s %s at %s %s\n", s.Key, paren(s.Owner), s.Time, s.Reason)
+		rt.Printf("  approved by %s %s at %s %s%s\n", s.Key, paren(s.Owner), s.Time, s.Reason, carried(s))
 	}
 	for _, s := range st.Rejects {
-		rt.Printf("  rejected by %s %s at %s %s\n", s.Key, paren(s.Owner), s.Time, s.Reason)
+		rt.Printf("  rejected by %s %s at %s %s%s\n", s.Key, paren(s.Owner), s.Time, s.Reason, carried(s))
 	}
 	if st.Missing > 0 && (st.State == governance.StatePending) {
 		rt.Printf("  missing: %d more approval(s)\n", st.Missing)
@@ -304,4 +304,13 @@ func (c *GovSignDecisionCmd) Run(rt *Runtime) error {
 	}
 	_, err = rt.Env.Stdout.Write(raw)
 	return err
+}
+
+// carried says where a decision made on an earlier proposal of the same
+// change comes from.
+func carried(s governance.Signer) string {
+	if s.CarriedFrom == "" {
+		return ""
+	}
+	return " (on " + s.CarriedFrom + ", the same change)"
 }

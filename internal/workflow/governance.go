@@ -62,8 +62,12 @@ func Governance(ctx context.Context, e *Env, snap *Snap) (governance.Env, error)
 			return governance.Env{}, err
 		}
 	}
+	quarantine, err := quarantineMap(e)
+	if err != nil {
+		return governance.Env{}, err
+	}
 	return governance.Env{Proposals: e.File("proposals"), Decisions: e.File("decisions"), Stores: e.File("remotes"),
-		Snapshot: snap.Snapshot, Registry: reg, Config: gc, Now: e.Now()}, nil
+		Snapshot: snap.Snapshot, Registry: reg, Config: gc, Now: e.Now(), Quarantine: quarantine}, nil
 }
 
 // GovernanceError maps governance errors to the exit-code table.

@@ -146,20 +146,30 @@ func Proposals(ctx context.Context, e *Env, snap *Snap) ([]propose.Listed, error
 	if err != nil {
 		return nil, err
 	}
-	// An applied proposal's base has moved, of course: say applied.
+	quarantine, err := quarantineMap(e)
+	if err != nil {
+		return nil, err
+	}
+	// An applied proposal says so (its gitlink moved on, or it was rolled
+	// back since). An upgrade to a quarantined revision is blocked,
+	// whenever it was made.
 	for i := range ls {
 		l := &ls[i]
-		if l.Problem != "" || l.Status != propose.StatusStale {
+		if l.Problem != "" {
 			continue
 		}
-		b, err := governance.LoadBound(e.File("proposals"), l.Proposal.ID)
-		if err != nil {
-			continue
+		if b, err := governance.LoadBound(e.File("proposals"), l.Proposal.ID); err == nil {
+			if a := governance.AppliedFor(e.File("decisions"), current, b); a != nil {
+				l.Status, l.Why = governance.StateApplied, "in commit "+Short(a.Commit)
+				if a.Staged {
+					l.Why = "staged, not committed"
+				}
+				continue
+			}
 		}
-		if a := governance.AppliedFor(e.File("decisions"), current, b); a != nil {
-			l.Status, l.Why = governance.StateApplied, "in commit "+Short(a.Commit)
-			if a.Staged {
-				l.Why = "staged, not committed"
+		if l.Status == propose.StatusPending && l.Proposal.Kind == propose.KindUpgrade {
+			if why, bad := quarantine[propose.QuarantineKey(l.Proposal.Submodule, l.Proposal.To)]; bad {
+				l.Status, l.Why = propose.StatusBlocked, "its revision is quarantined: "+why
 			}
 		}
 	}

@@ -156,6 +156,17 @@ func Apply(ctx context.Context, req ApplyRequest) (*ApplyResult, error) {
 	if ch.Commit.String() != p.Commit {
 		return nil, fmt.Errorf("the change recomputed from the proposal is commit %s, not the proposal's %s: refusing", ch.Commit, p.Commit)
 	}
+	// Another change landed since the base, elsewhere (List would call the
+	// proposal stale otherwise): the same change, recomputed onto HEAD,
+	// must touch only the proposal's paths.
+	onto := ""
+	if cur := snap.Superproject.Head; cur != p.Base.Head {
+		head = plumbing.NewHash(cur)
+		if ch, newLock, err = rebase(super, head, p, edits, author); err != nil {
+			return nil, err
+		}
+		onto = cur
+	}
 
 	// Everything to put back.
 	lockPath := filepath.Join(snap.Root, "flake.lock")
@@ -236,7 +247,7 @@ func Apply(ctx context.Context, req ApplyRequest) (*ApplyResult, error) {
 		return nil, rollback(err)
 	}
 	res := &ApplyResult{Applied: Applied{Proposal: p.ID, ProposalDigest: b.Digest, Staged: req.NoCommit,
-		Time: req.Now.UTC().Format(time.RFC3339), Signers: []string{}}}
+		Time: req.Now.UTC().Format(time.RFC3339), Signers: []string{}, Onto: onto}}
 	for _, s := range st.Approvals {
 		res.Applied.Signers = append(res.Applied.Signers, s.Key)
 	}
@@ -287,4 +298,47 @@ func Apply(ctx context.Context, req ApplyRequest) (*ApplyResult, error) {
 		return nil, rollback(err)
 	}
 	return res, nil
+}
+
+// rebase recomputes a proposal's change onto head: its gitlink edit, and
+// the flake.lock nodes it moves set on head's flake.lock, each of which
+// must still be locked where the proposal moves it from. The change must
+// touch exactly the proposal's paths.
+func rebase(super *gitrepo.Repo, head plumbing.Hash, p *propose.Proposal, edits []gitrepo.Edit, author gitrepo.Signature) (*gitrepo.Change, []byte, error) {
+	var newLock []byte
+	if len(p.Lock) > 0 {
+		b, err := super.ReadFile(head, "flake.lock")
+		if err != nil {
+			return nil, nil, err
+		}
+		lock, err := flake.ParseLock(b)
+		if err != nil {
+			return nil, nil, err
+		}
+		if why := propose.LockMoved(p, lock); why != "" {
+			return nil, nil, fmt.Errorf("%w: %s since the proposal's base: propose again", ErrNotClean, why)
+		}
+		for _, mv := range p.Lock {
+			lock.Nodes[mv.Node].Locked = mv.To
+		}
+		if newLock, err = lock.Marshal(); err != nil {
+			return nil, nil, err
+		}
+		edits = append([]gitrepo.Edit{}, edits...)
+		edits[len(edits)-1].Content = newLock
+	}
+	ch, err := super.BuildChange(head, edits, author, propose.Message(p))
+	if err != nil {
+		return nil, nil, err
+	}
+	want := map[string]bool{p.Submodule: true}
+	if len(p.Lock) > 0 {
+		want["flake.lock"] = true
+	}
+	for _, f := range ch.Files {
+		if !want[f.Path] {
+			return nil, nil, fmt.Errorf("the change onto %s would touch %s, which the proposal does not: refusing", head.String()[:12], f.Path)
+		}
+	}
+	return ch, newLock, nil
 }

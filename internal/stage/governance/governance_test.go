@@ -153,31 +153,77 @@ func TestHumanApproveApply(t *testing.T) {
 	assert.Equal(t, st.State, StateApplied)
 	_, err = Record(env, id, Reject, "", f.keys["bob"])
 	assert.Assert(t, errors.Is(err, ErrTransition), "%v", err)
-	// The other proposal's base moved: stale, and apply refuses it.
+	// The other proposal touches other paths: HEAD moved, but what it
+	// changes did not. It stays pending, is approved, and applies onto the
+	// new HEAD, changing only its own paths.
 	st, err = EvaluateOne(env, f.ids[1])
 	assert.NilError(t, err)
-	assert.Equal(t, st.State, StateStale)
+	assert.Equal(t, st.State, StatePending)
 	_, err = Record(env, f.ids[1], Approve, "", f.keys["alice"])
-	assert.Assert(t, errors.Is(err, ErrTransition), "%v", err)
-	_, err = Apply(context.Background(), ApplyRequest{Env: env, ID: f.ids[1]})
-	assert.Assert(t, errors.Is(err, ErrTransition), "%v", err)
-	assert.ErrorContains(t, err, "is stale")
+	assert.NilError(t, err)
+	before := git(t, f.ws.Root, "rev-parse", "HEAD")
+	res2, err := Apply(context.Background(), ApplyRequest{Env: env, ID: f.ids[1], Committer: gitrepo.Signature{Name: "op", Email: "op@node"}})
+	assert.NilError(t, err)
+	assert.Equal(t, res2.Applied.Onto, before)
+	assert.Equal(t, git(t, f.ws.Root, "rev-parse", "HEAD^"), before)
+	p1, err := propose.Load(env.Proposals, f.ids[1])
+	assert.NilError(t, err)
+	changed := git(t, f.ws.Root, "diff", "--name-only", "HEAD^", "HEAD")
+	assert.Equal(t, changed, "flake.lock\n"+p1.Submodule)
+	assert.Equal(t, git(t, f.ws.Root, "status", "--porcelain"), "")
+	both := f.snapshot(t)
+	assert.Equal(t, both.Submodule(p.Submodule).Gitlink, p.To)
+	assert.Equal(t, both.Submodule(p1.Submodule).Gitlink, p1.To)
+	env.Snapshot = both
+	for _, id := range f.ids[:2] {
+		st, err = EvaluateOne(env, id)
+		assert.NilError(t, err)
+		assert.Equal(t, st.State, StateApplied, id)
+	}
 }
 
-// A proposal approved before the workspace moved is still refused.
+// A proposal approved before what it changes moved is refused; one whose
+// paths did not move applies onto the new HEAD.
 func TestApplyStaleApproved(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	env := f.env(t, Config{Backend: Human})
 	_, err := Record(env, f.ids[0], Approve, "", f.keys["alice"])
 	assert.NilError(t, err)
-	git(t, f.ws.Root, "-c", "user.name=o", "-c", "user.email=o@o", "commit", "-q", "--allow-empty", "-m", "moved")
+	p, err := propose.Load(env.Proposals, f.ids[0])
+	assert.NilError(t, err)
+	// The gitlink it moves from moves.
+	sub := filepath.Join(f.ws.Root, p.Submodule)
+	git(t, sub, "-c", "user.name=o", "-c", "user.email=o@o", "commit", "-q", "--allow-empty", "-m", "local")
+	git(t, f.ws.Root, "add", p.Submodule)
+	git(t, f.ws.Root, "-c", "user.name=o", "-c", "user.email=o@o", "commit", "-q", "-m", "moved the gitlink")
 	env.Snapshot = f.snapshot(t)
 	head := git(t, f.ws.Root, "rev-parse", "HEAD")
 	_, err = Apply(context.Background(), ApplyRequest{Env: env, ID: f.ids[0]})
 	assert.Assert(t, errors.Is(err, ErrTransition), "%v", err)
-	assert.ErrorContains(t, err, "is stale")
+	assert.ErrorContains(t, err, "is stale (the gitlink moved)")
 	assert.Equal(t, git(t, f.ws.Root, "rev-parse", "HEAD"), head)
+}
+
+// Another commit elsewhere leaves an approved proposal approved; it applies
+// onto the new HEAD.
+func TestApplyOntoMovedHead(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	env := f.env(t, Config{Backend: Human})
+	_, err := Record(env, f.ids[0], Approve, "", f.keys["alice"])
+	assert.NilError(t, err)
+	git(t, f.ws.Root, "-c", "user.name=o", "-c", "user.email=o@o", "commit", "-q", "--allow-empty", "-m", "elsewhere")
+	head := git(t, f.ws.Root, "rev-parse", "HEAD")
+	env.Snapshot = f.snapshot(t)
+	st, err := EvaluateOne(env, f.ids[0])
+	assert.NilError(t, err)
+	assert.Equal(t, st.State, StateApproved)
+	res, err := Apply(context.Background(), ApplyRequest{Env: env, ID: f.ids[0], Committer: gitrepo.Signature{Name: "op", Email: "op@node"}})
+	assert.NilError(t, err)
+	assert.Equal(t, res.Applied.Onto, head)
+	assert.Equal(t, git(t, f.ws.Root, "rev-parse", "HEAD^"), head)
+	assert.Equal(t, git(t, f.ws.Root, "status", "--porcelain"), "")
 }
 
 // Forged, replayed, duplicated and expired decisions do not count.
@@ -239,8 +285,11 @@ func TestBadDecisions(t *testing.T) {
 	assert.ErrorContains(t, err, "would not count")
 	_, err = Record(env, a, Approve, "", f.keys["erin"])
 	assert.ErrorContains(t, err, `does not have the role "approver"`)
+	// The same decision again changes nothing and says so.
 	_, err = Record(env, a, Approve, "", f.keys["carol"])
-	assert.ErrorContains(t, err, "carol has already decided")
+	var done *Done
+	assert.Assert(t, errors.As(err, &done), "%v", err)
+	assert.ErrorContains(t, err, "already approved by carol")
 }
 
 func keysOf(ss []Signer) []string {
@@ -472,3 +521,63 @@ func TestApplyFetches(t *testing.T) {
 }
 
 func plumbingHash(s string) plumbing.Hash { return plumbing.NewHash(s) }
+
+// Approvals belong to the change: proposed again (another producer, after
+// HEAD moved elsewhere), the new proposal supersedes the old one and
+// carries its signed approvals; it applies with them.
+func TestApprovalsCarryOver(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	env := f.env(t, Config{Backend: Human})
+	_, err := Record(env, f.chat(), Approve, "looked at it", f.keys["alice"])
+	assert.NilError(t, err)
+	git(t, f.ws.Root, "-c", "user.name=o", "-c", "user.email=o@o", "commit", "-q", "--allow-empty", "-m", "elsewhere")
+	s := f.snapshot(t)
+	up, err := upgrades.Run(context.Background(), upgrades.Request{Snapshot: s, Store: filepath.Join(f.state, "remotes")})
+	assert.NilError(t, err)
+	pcfg, err := policy.LoadConfig(filepath.Join(f.ws.Root, "policy.json"), false)
+	assert.NilError(t, err)
+	res, err := propose.Run(context.Background(), propose.Request{Snapshot: s, Upgrades: &up.Upgrades, Stores: filepath.Join(f.state, "remotes"),
+		Dir: filepath.Join(f.state, "proposals"), Policy: pcfg, Producer: artifact.Producer{Name: "lambda-check", Version: "test-2"}})
+	assert.NilError(t, err)
+	first, err := propose.Load(env.Proposals, f.chat())
+	assert.NilError(t, err)
+	var again string
+	for _, o := range res.Outcomes {
+		if o.Submodule == first.Submodule {
+			again = o.ID
+		}
+	}
+	assert.Assert(t, again != "" && again != f.chat())
+	env.Snapshot = s
+	old, err := EvaluateOne(env, f.chat())
+	assert.NilError(t, err)
+	assert.Equal(t, old.State, StateSuperseded)
+	assert.Assert(t, strings.Contains(old.Why, again), old.Why)
+	st, err := EvaluateOne(env, again)
+	assert.NilError(t, err)
+	assert.Equal(t, st.State, StateApproved)
+	assert.Equal(t, st.Approvals[0].Key, "alice")
+	assert.Equal(t, st.Approvals[0].CarriedFrom, f.chat())
+	_, err = Apply(context.Background(), ApplyRequest{Env: env, ID: again, Committer: gitrepo.Signature{Name: "op", Email: "op@node"}})
+	assert.NilError(t, err)
+	assert.Check(t, is.Contains(git(t, f.ws.Root, "log", "-1", "--format=%B"), "Approved-by: alice (Alice)"))
+}
+
+// A quarantined revision blocks the upgrade to it, approved or not.
+func TestQuarantineBlocks(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	env := f.env(t, Config{Backend: Human})
+	_, err := Record(env, f.chat(), Approve, "", f.keys["alice"])
+	assert.NilError(t, err)
+	p, err := propose.Load(env.Proposals, f.chat())
+	assert.NilError(t, err)
+	env.Quarantine = map[string]string{propose.QuarantineKey(p.Submodule, p.To): "chatsdk_module crashed"}
+	st, err := EvaluateOne(env, f.chat())
+	assert.NilError(t, err)
+	assert.Equal(t, st.State, StateBlocked)
+	assert.Equal(t, st.Why, "its revision is quarantined: chatsdk_module crashed")
+	_, err = Apply(context.Background(), ApplyRequest{Env: env, ID: f.chat()})
+	assert.ErrorContains(t, err, "is blocked")
+}

@@ -123,6 +123,9 @@ type Signer struct {
 	Owner  string `json:"owner,omitempty"`
 	Time   string `json:"time"`
 	Reason string `json:"reason,omitempty"`
+	// CarriedFrom is the earlier proposal of the same change the decision
+	// was signed for.
+	CarriedFrom string `json:"carriedFrom,omitempty"`
 }
 
 // State is a proposal's derived governance state.
@@ -154,6 +157,9 @@ type Applied struct {
 	Staged         bool     `json:"staged"`
 	Time           string   `json:"time"`
 	Signers        []string `json:"signers"`
+	// Onto is the HEAD the change was applied onto when another change
+	// had landed since the proposal's base.
+	Onto string `json:"onto,omitempty"`
 }
 
 // Env is what state is derived against.
@@ -163,6 +169,9 @@ type Env struct {
 	Registry                     *sign.Registry
 	Config                       *Config
 	Now                          time.Time
+	// Quarantine holds the known-bad revisions ("submodule@rev" → why):
+	// an upgrade to one is blocked, whatever its decisions.
+	Quarantine map[string]string
 }
 
 // Evaluate derives the state of every proposal.
@@ -173,7 +182,7 @@ func Evaluate(env Env) ([]State, error) {
 	}
 	out := make([]State, 0, len(listed))
 	for _, l := range listed {
-		out = append(out, evaluate(env, l))
+		out = append(out, evaluate(env, l, listed))
 	}
 	return out, nil
 }
@@ -195,7 +204,7 @@ func EvaluateOne(env Env, id string) (*State, error) {
 	return nil, fmt.Errorf("%w: %s", propose.ErrNoProposal, id)
 }
 
-func evaluate(env Env, l propose.Listed) State {
+func evaluate(env Env, l propose.Listed, all []propose.Listed) State {
 	p := l.Proposal
 	eligible := env.Config.eligible(env.Registry)
 	st := State{ID: p.ID, Submodule: p.Submodule, Backend: env.Config.Backend, Threshold: env.Config.Threshold,
@@ -214,6 +223,38 @@ func evaluate(env Env, l propose.Listed) State {
 		st.State, st.Why = StateInvalid, err.Error()
 		return st
 	}
+	type record struct {
+		raw  []byte
+		b    *Bound
+		from string // the proposal it was made on, when carried over
+	}
+	decided := map[string]record{}
+	for name, raw := range recs {
+		decided[name] = record{raw: raw, b: b}
+	}
+	// Decisions on an earlier proposal of the same change (proposed again
+	// because its recipe changed) count for this one: they were made on
+	// exactly this change, and each is checked against the proposal it was
+	// signed for.
+	for _, o := range all {
+		q := o.Proposal
+		if o.Problem != "" || q.ID == p.ID || propose.ChangeKey(q) != propose.ChangeKey(p) {
+			continue
+		}
+		qb, err := LoadBound(env.Proposals, q.ID)
+		if err != nil || AppliedFor(env.Decisions, env.Snapshot, qb) != nil {
+			continue // an approval that was applied is spent
+		}
+		qrecs, err := RecordsFor(env.Decisions, q.ID).Read()
+		if err != nil {
+			continue
+		}
+		for name, raw := range qrecs {
+			if _, own := decided[name]; !own {
+				decided[name] = record{raw: raw, b: qb, from: q.ID}
+			}
+		}
+	}
 	isEligible := map[string]bool{}
 	for _, k := range eligible {
 		isEligible[k] = true
@@ -221,9 +262,9 @@ func evaluate(env Env, l propose.Listed) State {
 	seen := map[string]bool{}
 	// In name order, so approvals and rejects are listed the same way
 	// every time.
-	for _, name := range slices.Sorted(maps.Keys(recs)) {
-		raw := recs[name]
-		v, err := CheckDecision(raw, b, env.Registry, env.Now)
+	for _, name := range slices.Sorted(maps.Keys(decided)) {
+		rec := decided[name]
+		v, err := CheckDecision(rec.raw, rec.b, env.Registry, env.Now)
 		switch {
 		case err != nil:
 			st.Ignored = append(st.Ignored, fmt.Sprintf("%s: %v", name, err))
@@ -238,7 +279,7 @@ func evaluate(env Env, l propose.Listed) State {
 			continue
 		}
 		seen[v.Decision.Signer] = true
-		s := Signer{Key: v.Decision.Signer, Owner: v.Owner, Time: v.Decision.Time, Reason: v.Decision.Reason}
+		s := Signer{Key: v.Decision.Signer, Owner: v.Owner, Time: v.Decision.Time, Reason: v.Decision.Reason, CarriedFrom: rec.from}
 		if v.Decision.Verdict == Approve {
 			st.Approvals = append(st.Approvals, s)
 		} else {
@@ -265,6 +306,10 @@ func evaluate(env Env, l propose.Listed) State {
 		return st
 	case propose.StatusBlocked:
 		st.State, st.Why = StateBlocked, "a policy finding denies it"
+		return st
+	}
+	if why, bad := env.Quarantine[propose.QuarantineKey(p.Submodule, p.To)]; bad && p.Kind == propose.KindUpgrade {
+		st.State, st.Why = StateBlocked, "its revision is quarantined: "+why
 		return st
 	}
 	// A multisig proposal is rejected once it cannot reach its threshold;

@@ -198,6 +198,13 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 	// The base is read only when a proposal has to be built.
 	var b *base
 	var res Result
+	// What is proposed already: a proposal of the same change whose paths
+	// did not move is reused, wherever HEAD went meanwhile (its approvals
+	// stay with it).
+	existing, err := List(req.Dir, snap, req.Stores)
+	if err != nil {
+		return nil, err
+	}
 	for _, u := range ordered(up, req.Plan) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -210,7 +217,7 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 			continue
 		}
 		recipe := recipeOf(req, u)
-		if p := reusable(req, KindUpgrade, u, snap, recipe); p != nil {
+		if p := reusable(req, KindUpgrade, u, snap, recipe, existing); p != nil {
 			o.ID, o.Approvable, o.Findings = p.ID, p.Approvable, len(p.Findings)
 			res.Outcomes = append(res.Outcomes, o)
 			continue
@@ -259,13 +266,19 @@ func recipeOf(req Request, u upgrade) string {
 // reusable returns the proposal already written for this upgrade from this
 // base with the same recipe (its files checked against their digests), or
 // nil.
-func reusable(req Request, kind string, u upgrade, snap *workspace.Snapshot, recipe string) *Proposal {
+func reusable(req Request, kind string, u upgrade, snap *workspace.Snapshot, recipe string, existing []Listed) *Proposal {
 	id := ID(kind, u.repo.Path, u.repo.Pin, u.repo.Head, snap.Superproject.Head, snap.FlakeLock.Digest)
-	p, err := Load(req.Dir, id)
-	if err != nil || p.Recipe != recipe {
-		return nil
+	if p, err := Load(req.Dir, id); err == nil && p.Recipe == recipe {
+		return p
 	}
-	return p
+	for _, l := range existing {
+		p := l.Proposal
+		if l.Problem == "" && (l.Status == StatusPending || l.Status == StatusBlocked) && p.Kind == kind &&
+			p.Submodule == u.repo.Path && p.From == u.repo.Pin && p.To == u.repo.Head && p.Recipe == recipe {
+			return p
+		}
+	}
+	return nil
 }
 
 // skipReason says in the operator's words why an upgrade was not proposed.

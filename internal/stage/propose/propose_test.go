@@ -178,12 +178,24 @@ func TestStatus(t *testing.T) {
 	assert.Equal(t, status[first.Outcomes[0].ID], StatusSuperseded)
 	assert.Equal(t, status[second.Outcomes[0].ID], StatusPending)
 
-	// The workspace moves: everything is stale.
+	// The workspace moves elsewhere: nothing they change moved, so
+	// nothing goes stale.
 	git(t, f.ws.Root, "-c", "user.name=o", "-c", "user.email=o@o", "commit", "-q", "--allow-empty", "-m", "Elsewhere")
 	ls, err = List(filepath.Join(f.state, "proposals"), takeSnapshot(t, f.ws.Root), filepath.Join(f.state, "remotes"))
 	assert.NilError(t, err)
 	for _, l := range ls {
+		assert.Equal(t, l.Status, status[l.Proposal.ID], l.Proposal.ID)
+	}
+	// The gitlink they move from moves: stale.
+	sub := filepath.Join(f.ws.Root, "repos", "logos-chat-module")
+	git(t, sub, "-c", "user.name=o", "-c", "user.email=o@o", "commit", "-q", "--allow-empty", "-m", "local")
+	git(t, f.ws.Root, "add", "repos/logos-chat-module")
+	git(t, f.ws.Root, "-c", "user.name=o", "-c", "user.email=o@o", "commit", "-q", "-m", "Moved chat")
+	ls, err = List(filepath.Join(f.state, "proposals"), takeSnapshot(t, f.ws.Root), filepath.Join(f.state, "remotes"))
+	assert.NilError(t, err)
+	for _, l := range ls {
 		assert.Equal(t, l.Status, StatusStale, l.Proposal.ID)
+		assert.Equal(t, l.Why, "the gitlink moved")
 	}
 }
 

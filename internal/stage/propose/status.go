@@ -1,16 +1,20 @@
 package propose
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/go-git/go-git/v5/plumbing"
 
 	"github.com/lambda-os/lambda-check/internal/artifact"
+	"github.com/lambda-os/lambda-check/internal/flake"
 	"github.com/lambda-os/lambda-check/internal/gitrepo"
 	"github.com/lambda-os/lambda-check/internal/stage/upgrades"
 	"github.com/lambda-os/lambda-check/internal/workspace"
@@ -21,7 +25,7 @@ import (
 const (
 	StatusPending    = "pending"    // applies to the workspace as it is
 	StatusBlocked    = "blocked"    // a deny finding: never approvable
-	StatusStale      = "stale"      // the workspace moved from its base
+	StatusStale      = "stale"      // what it changes moved: its gitlink or the flake.lock nodes it moves
 	StatusSuperseded = "superseded" // another proposal moves the same pin further
 )
 
@@ -99,6 +103,10 @@ func List(dir string, snap *workspace.Snapshot, stores string) ([]Listed, error)
 		l.Proposal = p
 		out = append(out, l)
 	}
+	// A proposal is bound to what it changes, not to HEAD: another change
+	// landing elsewhere leaves it pending (or approved), and apply moves it
+	// onto the new HEAD.
+	cur, lockErr := workspace.ReadLock(snap)
 	for i := range out {
 		l := &out[i]
 		if l.Problem != "" {
@@ -106,20 +114,46 @@ func List(dir string, snap *workspace.Snapshot, stores string) ([]Listed, error)
 		}
 		p := l.Proposal
 		sub := snap.Submodule(p.Submodule)
+		moved := ""
+		if lockErr != nil {
+			if p.Base.FlakeLock != snap.FlakeLock.Digest {
+				moved = "flake.lock changed"
+			}
+		} else {
+			moved = LockMoved(p, cur)
+		}
 		switch {
-		case p.Base.Head != snap.Superproject.Head:
-			l.Status, l.Why = StatusStale, fmt.Sprintf("the workspace's HEAD is %s, not %s", short(snap.Superproject.Head), short(p.Base.Head))
-		case p.Base.FlakeLock != snap.FlakeLock.Digest:
-			l.Status, l.Why = StatusStale, "flake.lock changed"
 		case sub == nil || sub.Gitlink != p.Base.Gitlink:
 			l.Status, l.Why = StatusStale, "the gitlink moved"
+		case moved != "":
+			l.Status, l.Why = StatusStale, moved
 		case !p.Approvable:
 			l.Status, l.Why = StatusBlocked, "a deny finding"
 		default:
 			l.Status = StatusPending
+			if p.Base.Head != snap.Superproject.Head {
+				l.Why = "the workspace moved elsewhere since its base: it applies onto HEAD"
+			}
 		}
 		if by := supersededBy(p, out, stores); by != "" && l.Status != StatusStale {
 			l.Status, l.Why = StatusSuperseded, "by "+by
+		}
+	}
+	// The same change proposed again onto the current HEAD (made anew, by
+	// another build or policy) supersedes the older proposals of it.
+	atHead := map[string]string{}
+	for _, l := range out {
+		if l.Problem == "" && l.Status != StatusStale && l.Proposal.Base.Head == snap.Superproject.Head {
+			atHead[ChangeKey(l.Proposal)] = l.Proposal.ID
+		}
+	}
+	for i := range out {
+		l := &out[i]
+		if l.Problem != "" || l.Status == StatusStale || l.Status == StatusSuperseded {
+			continue
+		}
+		if by := atHead[ChangeKey(l.Proposal)]; by != "" && by != l.Proposal.ID {
+			l.Status, l.Why = StatusSuperseded, "by "+by+" (the same change, proposed onto HEAD)"
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -195,4 +229,38 @@ func Prune(dir, decisions string, ls []Listed) ([]string, error) {
 		removed = append(removed, l.Proposal.ID)
 	}
 	return removed, nil
+}
+
+// LockMoved says how the lock l no longer holds what p moves from (a node
+// gone, or locked elsewhere), or "" when every node it moves is as it was.
+// A lock without nodes to move (l nil: no flake.lock) never moved.
+func LockMoved(p *Proposal, l *flake.Lock) string {
+	for _, mv := range p.Lock {
+		if l == nil {
+			return "flake.lock is gone"
+		}
+		n := l.Nodes[mv.Node]
+		if n == nil {
+			return fmt.Sprintf("flake.lock has no node %s any more", mv.Node)
+		}
+		if !SameAttrs(n.Locked, mv.From) {
+			return fmt.Sprintf("flake.lock locks %s elsewhere now", mv.Node)
+		}
+	}
+	return ""
+}
+
+// SameAttrs compares locked attributes as JSON values.
+func SameAttrs(a, b flake.Attrs) bool {
+	x, err1 := json.Marshal(a)
+	y, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && bytes.Equal(x, y)
+}
+
+// ChangeKey names what a proposal changes, whatever its base: its kind,
+// submodule, the move of the gitlink and of every flake.lock node. Two
+// proposals with the same key make the same change.
+func ChangeKey(p *Proposal) string {
+	lock, _ := json.Marshal(p.Lock)
+	return strings.Join([]string{p.Kind, p.Submodule, p.From, p.To, string(lock)}, "\x00")
 }
