@@ -291,12 +291,8 @@ func (c *GovSignDecisionCmd) Run(rt *Runtime) error {
 	if err != nil {
 		return exitcode.Input(fmt.Errorf("stdin: %w", err), "pipe a proposal.json in")
 	}
+	// A decision's time is a record: the system clock, never --now.
 	now := time.Now().UTC()
-	if t, err := rt.Clock(); err != nil {
-		return err
-	} else if t != nil {
-		now = *t
-	}
 	b := &governance.Bound{Proposal: &env.Payload, Digest: artifact.Digest(in)}
 	raw, err := governance.SignDecision(b, c.Verdict, c.Reason, governance.Program, k, now)
 	if err != nil {

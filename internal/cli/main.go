@@ -67,7 +67,7 @@ type Globals struct {
 	Config      string           `placeholder:"FILE" help:"Configuration file (default: <state-dir>/config.json when it exists)."`
 	JSON        bool             `name:"json" help:"Print machine-readable JSON on stdout instead of text."`
 	LockTimeout time.Duration    `default:"30s" help:"How long to wait for another lambda-check holding the state dir."`
-	Now         string           `placeholder:"TIME" help:"The clock time age rules compare with: RFC 3339 or Unix seconds (default: $SOURCE_DATE_EPOCH, else now)."`
+	Now         string           `placeholder:"TIME" help:"The time reports are rendered at and age rules (lock-age) compare with: RFC 3339 or Unix seconds (default: $SOURCE_DATE_EPOCH, else now). Never used for records or trust: audit times, decisions, commits and key validity take the system clock."`
 	Version     kong.VersionFlag `help:"Print the version and exit."`
 }
 
@@ -205,15 +205,18 @@ func (rt *Runtime) Workflow() (*workflow.Env, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Records and trust decisions take the system clock; --now and
+	// SOURCE_DATE_EPOCH only set the time reports and age rules are as of.
 	now := func() time.Time { return time.Now().UTC() }
+	asOf := now
 	if fixed != nil {
-		now = func() time.Time { return *fixed }
+		asOf = func() time.Time { return *fixed }
 	}
 	var environ []string
 	if rt.Env.Environ != nil {
 		environ = rt.Env.Environ()
 	}
-	rt.wf = &workflow.Env{Workspace: rt.WorkspaceDir(), StateDir: rt.StateDirPath(), Config: cfg, Now: now,
+	rt.wf = &workflow.Env{Workspace: rt.WorkspaceDir(), StateDir: rt.StateDirPath(), Config: cfg, Now: now, AsOf: asOf,
 		Producer: artifact.Producer{Name: "lambda-check", Version: Version()}, Actor: workflow.Actor(rt.Env.Getenv),
 		Log: rt.Logf, Getenv: rt.Env.Getenv, Environ: environ}
 	if rt.Env.IsTerminal && !rt.Globals.JSON {

@@ -45,9 +45,13 @@ type Env struct {
 	State    *statedir.Dir
 	held     bool
 	Config   *config.Config
-	// Now is the clock written into artifacts and the audit log and that
-	// age rules compare with.
-	Now      func() time.Time
+	// Now is the clock of records and trust: audit events, decisions,
+	// commits, histories, key validity. It is the system's; --now and
+	// SOURCE_DATE_EPOCH never reach it.
+	Now func() time.Time
+	// AsOf is the time reports are rendered at and age rules (lock-age)
+	// compare with: --now, else SOURCE_DATE_EPOCH, else Now. nil: Now.
+	AsOf     func() time.Time
 	Producer artifact.Producer
 	// Actor names who acts, for the audit log and commits: user@host.
 	Actor string
@@ -61,6 +65,14 @@ type Env struct {
 	Environ []string
 }
 
+func (e *Env) asOf() time.Time {
+	if e.AsOf != nil {
+		return e.AsOf()
+	}
+	return e.Now()
+}
+
+// Logf tells the operator a note (stderr).
 func (e *Env) Logf(format string, a ...any) {
 	if e.Log != nil {
 		e.Log(format, a...)

@@ -47,7 +47,7 @@ func Policy(ctx context.Context, e *Env, o PolicyOptions) (*PolicyResult, error)
 		return nil, err
 	}
 	cachePath := e.File(IntegrityCache)
-	req := policy.Request{Snapshot: snap.Snapshot, Config: o.Config, Now: e.Now(), NixNote: "--no-eval was given", Fresh: o.Fresh,
+	req := policy.Request{Snapshot: snap.Snapshot, Config: o.Config, Now: e.asOf(), Trust: e.Now(), NixNote: "--no-eval was given", Fresh: o.Fresh,
 		Integrity: readIntegrityCache(e, cachePath)}
 	if !o.NoEval {
 		req.Nix, req.NixNote = e.Nix()

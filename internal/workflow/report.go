@@ -27,7 +27,7 @@ func Report(ctx context.Context, e *Env, events int) (*healthreport.Report, erro
 	if err != nil {
 		return nil, err
 	}
-	now := e.Now()
+	now := e.asOf()
 	r := &healthreport.Report{Node: e.Workspace, Generated: now.UTC().Format(time.RFC3339), Health: cycle.Unknown,
 		Reasons: []string{"no cycle has run"}, Uptime: []healthreport.Uptime{}, Timeline: []healthreport.Span{}, Modules: []healthreport.Module{},
 		Proposals: []healthreport.Proposal{}, Events: []healthreport.Event{}, Failures: []healthreport.Failure{}}

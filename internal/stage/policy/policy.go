@@ -102,7 +102,11 @@ type Request struct {
 	// saying why.
 	Nix     *nixcli.Nix
 	NixNote string
-	Now     time.Time
+	// Now is what age rules compare with; Trust the time keys must be
+	// valid at (the real clock: a reproducible build's time never decides
+	// trust). A zero Trust is Now.
+	Now   time.Time
+	Trust time.Time
 	// Changes are changes beyond the workspace's own (proposals).
 	Changes     []Change
 	Parallelism int
@@ -154,6 +158,7 @@ type Input struct {
 	Registry  *workspace.Registry
 	Changes   []Change
 	Now       time.Time
+	Trust     time.Time
 	ConfigDir string
 	Par       int
 	// Previous are locked attributes computed by earlier runs, by
@@ -177,7 +182,7 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 	if par <= 0 {
 		par = 4 * runtime.GOMAXPROCS(0)
 	}
-	in := &Input{Root: snap.Root, Snapshot: snap, Now: req.Now, ConfigDir: req.Config.Dir, Par: par}
+	in := &Input{Root: snap.Root, Snapshot: snap, Now: req.Now, Trust: req.Trust, ConfigDir: req.Config.Dir, Par: par}
 	if req.Integrity != nil && req.Integrity.SchemaVersion == IntegrityCacheVersion {
 		in.Previous = req.Integrity.Entries
 	}
@@ -347,4 +352,12 @@ func workspaceChanges(s *workspace.Snapshot) []Change {
 // workspace.BuildRegistry (fresh: the snapshot was just taken).
 func MetadataReader(root string, fresh bool) func(context.Context, *workspace.Submodule) ([]byte, error) {
 	return func(_ context.Context, m *workspace.Submodule) ([]byte, error) { return readMetadata(root, m, fresh) }
+}
+
+// trust is the time keys must be valid at.
+func (in *Input) trust() time.Time {
+	if in.Trust.IsZero() {
+		return in.Now
+	}
+	return in.Trust
 }

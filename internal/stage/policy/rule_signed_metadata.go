@@ -47,7 +47,7 @@ func checkSignedMetadata(_ context.Context, in *Input, o *signedMetadataOptions)
 		if m == nil || !matchAny(o.Modules, m.Name) {
 			continue
 		}
-		c, err := sign.Verify(r.RawMetadata(), workspace.MetadataDomain, reg, func(k *sign.Key) error { return k.Allows(sign.RoleMetadata, m.Name, in.Now) })
+		c, err := sign.Verify(r.RawMetadata(), workspace.MetadataDomain, reg, func(k *sign.Key) error { return k.Allows(sign.RoleMetadata, m.Name, in.trust()) })
 		if err != nil {
 			out = append(out, Finding{Subject: Subject{Kind: KindModule, Name: m.Name}, Message: fmt.Sprintf("metadata.json in %s: %v", r.Path, err)})
 			continue
