@@ -269,9 +269,12 @@ func Scan(r io.Reader, f func(n int64, line []byte) error) error {
 	for {
 		line, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
-			// A line over 1 MiB: read it whole.
+			// A line over 1 MiB: read it whole. The slice ReadSlice returned
+			// is the reader's buffer, which the next read overwrites: copy it
+			// first.
+			head := append([]byte{}, line...)
 			rest, err2 := br.ReadBytes('\n')
-			line = append(append([]byte{}, line...), rest...)
+			line = append(head, rest...)
 			err = err2
 		}
 		if len(line) > 0 {

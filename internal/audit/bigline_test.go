@@ -1,0 +1,26 @@
+package audit
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// A valid log with lines over the reader's 1 MiB buffer verifies.
+func TestLinesOverOneMiB(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "a.jsonl")
+	for i := 0; i < 3; i++ {
+		if _, err := Append(p, Event{Time: "2026-01-01T00:00:00Z", Stage: "x", Actor: "a", Result: ResultOK, Detail: strings.Repeat("d", 3<<20)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, _ := os.Open(p)
+	rep, err := Verify(f, VerifyOptions{})
+	if err != nil || rep.Problem != nil {
+		t.Fatal(err, rep.Problem)
+	}
+	if _, err := ReadHead(p); err != nil {
+		t.Fatal(err)
+	}
+}
