@@ -319,8 +319,8 @@ func TestWatchStopsOnSignal(t *testing.T) {
 	bin, err := exec.LookPath("lambda-check")
 	assert.NilError(t, err)
 	f := newCycleFixture(t, 2)
-	start := func() (*exec.Cmd, *syncBuffer) {
-		cmd := exec.Command(bin, "watch", "--interval", "1s", "-w", f.ws.Root, "--config", f.config)
+	start := func(interval string) (*exec.Cmd, *syncBuffer) {
+		cmd := exec.Command(bin, "watch", "--interval", interval, "-w", f.ws.Root, "--config", f.config)
 		var errb syncBuffer
 		cmd.Stderr, cmd.Env = &errb, os.Environ()
 		assert.NilError(t, cmd.Start())
@@ -353,7 +353,9 @@ func TestWatchStopsOnSignal(t *testing.T) {
 		}
 	}
 
-	cmd, errb := start()
+	// Between cycles: the interval leaves seconds idle after cycle 2 even
+	// on a loaded machine, so the signal cannot land in cycle 3.
+	cmd, errb := start("4s")
 	waitFor(errb, "cycle 2: ")
 	assert.NilError(t, cmd.Process.Signal(syscall.SIGTERM))
 	assert.Equal(t, exit(cmd), 0)
@@ -361,7 +363,7 @@ func TestWatchStopsOnSignal(t *testing.T) {
 
 	// During a cycle: the hosts are slow to load, the signal lands in verify.
 	f.plugin(t, f.modules[0], "hang")
-	cmd, errb = start()
+	cmd, errb = start("1s")
 	time.Sleep(300 * time.Millisecond)
 	assert.NilError(t, cmd.Process.Signal(syscall.SIGINT))
 	assert.Equal(t, exit(cmd), 130)
