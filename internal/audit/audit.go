@@ -22,6 +22,7 @@ import (
 	"hash"
 	"io"
 	"os"
+	"syscall"
 
 	"github.com/lambda-os/lambda-check/internal/artifact"
 )
@@ -100,12 +101,12 @@ type Head struct {
 // ReadHead returns the last event's seq and digest (zero and Genesis for
 // an empty or absent log), reading only the end of the file.
 func ReadHead(path string) (Head, error) {
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		return Head{0, Genesis}, nil
 	}
 	if err != nil {
-		return Head{}, err
+		return Head{}, noFollow(path, err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
@@ -155,9 +156,10 @@ func Append(path string, e Event) (*Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	// Never through a symbolic link planted in the state directory.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND|syscall.O_NOFOLLOW, 0o644)
 	if err != nil {
-		return nil, err
+		return nil, noFollow(path, err)
 	}
 	if _, err := f.Write(line); err != nil {
 		f.Close()
@@ -315,12 +317,12 @@ func (p *Problem) Error() string {
 // number of bytes moved (0 when the log ends with a complete line). The
 // caller holds the state lock and records the repair as an event.
 func RepairTail(path string) (int64, error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	f, err := os.OpenFile(path, os.O_RDWR|syscall.O_NOFOLLOW, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, nil
 	}
 	if err != nil {
-		return 0, err
+		return 0, noFollow(path, err)
 	}
 	defer f.Close()
 	st, err := f.Stat()
@@ -354,9 +356,9 @@ func RepairTail(path string) (int64, error) {
 	if _, err := f.ReadAt(tail, end); err != nil && !errors.Is(err, io.EOF) {
 		return 0, err
 	}
-	torn, err := os.OpenFile(path+".torn", os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	torn, err := os.OpenFile(path+".torn", os.O_WRONLY|os.O_CREATE|os.O_APPEND|syscall.O_NOFOLLOW, 0o644)
 	if err != nil {
-		return 0, err
+		return 0, noFollow(path+".torn", err)
 	}
 	if _, err := torn.Write(append(tail, '\n')); err != nil {
 		torn.Close()
@@ -373,4 +375,13 @@ func RepairTail(path string) (int64, error) {
 		return 0, err
 	}
 	return int64(len(tail)), f.Sync()
+}
+
+// noFollow names a symbolic link where a file of the state directory
+// should be: it is refused, never followed.
+func noFollow(path string, err error) error {
+	if errors.Is(err, syscall.ELOOP) {
+		return fmt.Errorf("%s is a symbolic link: refusing to write through it (remove it; lambda-check makes the file)", path)
+	}
+	return err
 }

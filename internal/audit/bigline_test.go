@@ -24,3 +24,26 @@ func TestLinesOverOneMiB(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The log and its .torn file are never written through a planted
+// symbolic link.
+func TestLogSymlinkRefused(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(t.TempDir(), "precious")
+	if err := os.WriteFile(target, []byte("keep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "audit.jsonl")
+	if err := os.Symlink(target, p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Append(p, Event{Time: "2026-01-01T00:00:00Z", Stage: "x", Actor: "a", Result: ResultOK}); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Fatalf("Append through a symlink: %v", err)
+	}
+	if _, err := RepairTail(p); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Fatalf("RepairTail through a symlink: %v", err)
+	}
+	if b, _ := os.ReadFile(target); string(b) != "keep" {
+		t.Fatalf("the target changed: %q", b)
+	}
+}

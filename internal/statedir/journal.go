@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"syscall"
 )
 
 // maxLine bounds one journal line when reading.
@@ -41,9 +42,10 @@ func (j Journal) Append(records ...any) error {
 		buf.Write(b)
 		buf.WriteByte('\n')
 	}
-	f, err := os.OpenFile(j.Path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	// Never through a symbolic link planted in the state directory.
+	f, err := os.OpenFile(j.Path, os.O_WRONLY|os.O_CREATE|os.O_APPEND|syscall.O_NOFOLLOW, 0o644)
 	if err != nil {
-		return err
+		return NoFollow(j.Path, err)
 	}
 	if _, err := f.Write(buf.Bytes()); err != nil {
 		f.Close()

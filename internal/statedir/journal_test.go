@@ -1,6 +1,7 @@
 package statedir_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -35,4 +36,24 @@ func TestJournalAbsent(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Equal(t, bad, 0)
 	assert.Equal(t, len(got), 0)
+}
+
+// A symbolic link planted where a state file goes is refused, its target
+// untouched: the journal, the lock.
+func TestSymlinksAreNotFollowed(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(t.TempDir(), "precious")
+	assert.NilError(t, os.WriteFile(target, []byte("keep\n"), 0o644))
+	link := filepath.Join(dir, "cycles.jsonl")
+	assert.NilError(t, os.Symlink(target, link))
+	err := statedir.Journal{Path: link}.Append(rec{1})
+	assert.ErrorContains(t, err, "is a symbolic link: refusing to write through it")
+	sd, err := statedir.Open(dir)
+	assert.NilError(t, err)
+	assert.NilError(t, os.Symlink(target, sd.File("lock")))
+	_, err = sd.Lock(context.Background(), 0)
+	assert.ErrorContains(t, err, "is a symbolic link")
+	b, err := os.ReadFile(target)
+	assert.NilError(t, err)
+	assert.Equal(t, string(b), "keep\n")
 }

@@ -61,9 +61,9 @@ var ErrLocked = errors.New("state dir is locked by another lambda-check")
 // lock behind. The holder's pid is written into the file for messages.
 func (d *Dir) Lock(ctx context.Context, wait time.Duration) (*Lock, error) {
 	path := d.File("lock")
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("open lock %q: %w", path, err)
+		return nil, fmt.Errorf("open lock: %w", NoFollow(path, err))
 	}
 	deadline := time.Now().Add(wait)
 	delay := 10 * time.Millisecond
@@ -147,4 +147,13 @@ func (d *Dir) Sweep() ([]string, error) {
 		}
 	}
 	return removed, nil
+}
+
+// NoFollow names a symbolic link where a file of the state directory
+// should be: it is refused, never followed.
+func NoFollow(path string, err error) error {
+	if errors.Is(err, syscall.ELOOP) {
+		return fmt.Errorf("%s is a symbolic link: refusing to write through it (remove it; lambda-check makes the file)", path)
+	}
+	return err
 }
