@@ -278,3 +278,15 @@ func (l *listener) Notify(app string, replaces uint32, icon, summary, body strin
 	l.got <- []any{app, summary, body, u}
 	return 1, nil
 }
+
+// A token that is not a Bot API token (a control character in it, say) is
+// refused without ever being shown.
+func TestTelegramBadTokenNotShown(t *testing.T) {
+	for _, tok := range []string{"123:AB\x7fC", "123:AB\tC", "nocolon", "12a:B", "123:AB%C"} {
+		tg := &Telegram{APIBase: "http://127.0.0.1:1/", TokenFile: secret(t, tok), ChatID: "1"}
+		_, err := tg.Send(context.Background(), &Message{Node: "x"})
+		if err == nil || !strings.Contains(err.Error(), "is not a Bot API token") || strings.Contains(err.Error(), tok) || strings.Contains(err.Error(), "AB") {
+			t.Errorf("token %q: %v", tok, err)
+		}
+	}
+}

@@ -32,6 +32,12 @@ func (t *Telegram) Send(ctx context.Context, m *Message) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("telegram token: %w", err)
 	}
+	// A token is digits, a colon and [A-Za-z0-9_-]: anything else (a
+	// control character, say) would reach error messages escaped, past the
+	// redaction below, so it is refused without being shown.
+	if !botToken(tok) {
+		return 0, fmt.Errorf("telegram token in %s is not a Bot API token (digits, ':', then letters, digits, '_' or '-'); it is not shown", t.TokenFile)
+	}
 	base := strings.TrimRight(t.APIBase, "/")
 	if base == "" {
 		base = "https://api.telegram.org"
@@ -121,4 +127,23 @@ func readSecret(p string) (string, error) {
 		return "", fmt.Errorf("%s: want one non-empty line", p)
 	}
 	return s, nil
+}
+
+// botToken says whether s has the form of a Bot API token.
+func botToken(s string) bool {
+	id, secret, ok := strings.Cut(s, ":")
+	if !ok || id == "" || secret == "" {
+		return false
+	}
+	for _, c := range id {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	for _, c := range secret {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
