@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"crypto/sha1"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -161,12 +163,49 @@ func writeCacheTree(w *bytes.Buffer, ct *CacheTree) {
 	}
 }
 
+// ErrLocked: git's lock file for a file exists: another git process is
+// writing it (or one died and left it).
+var ErrLocked = errors.New("locked by another git process")
+
+// Unlocked checks that no git process holds the lock of any of the files
+// of the git directory (names like "index", "HEAD", "refs/heads/main"): a
+// writer checks before it changes anything, instead of failing halfway.
+func (r *Repo) Unlocked(names ...string) error {
+	for _, n := range names {
+		lock := filepath.Join(r.GitDir, filepath.FromSlash(n)) + ".lock"
+		if _, err := os.Lstat(lock); err == nil {
+			return fmt.Errorf("%w: %s exists (if no git command is running, a crashed one left it: remove it)", ErrLocked, lock)
+		}
+	}
+	return nil
+}
+
+// writeFileAtomic writes p as git does: through p.lock, created only if it
+// does not exist (another git process holding it is never overwritten),
+// then renamed over p.
 func writeFileAtomic(p string, b []byte) error {
 	tmp := p + ".lock"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("%w: %s exists (if no git command is running, a crashed one left it: remove it)", ErrLocked, tmp)
+	}
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, p)
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
 }
 
 // headTreeFiles flattens a tree into path -> entry, recursively.

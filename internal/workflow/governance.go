@@ -86,6 +86,8 @@ func GovernanceError(err error) error {
 		return exitcode.Input(err, "'lambda-check governance status' lists them")
 	case errors.As(err, &de):
 		return &exitcode.FailError{Reason: err.Error()}
+	case errors.Is(err, gitrepo.ErrLocked):
+		return &exitcode.BusyError{Err: err, Hint: "a git command is working in the workspace: run this again when it is done"}
 	}
 	return err
 }

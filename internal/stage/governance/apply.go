@@ -168,6 +168,19 @@ func Apply(ctx context.Context, req ApplyRequest) (*ApplyResult, error) {
 		onto = cur
 	}
 
+	// Another git process working in either repository holds its locks:
+	// refuse before changing anything.
+	refs := []string{"index", "HEAD"}
+	if h, err := super.Head(); err == nil && h.Branch != "" {
+		refs = append(refs, "refs/heads/"+h.Branch)
+	}
+	if err := super.Unlocked(refs...); err != nil {
+		return nil, err
+	}
+	if err := sub.Unlocked("index", "HEAD"); err != nil {
+		return nil, err
+	}
+
 	// Everything to put back.
 	lockPath := filepath.Join(snap.Root, "flake.lock")
 	oldLock, err := os.ReadFile(lockPath)

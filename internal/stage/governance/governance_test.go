@@ -581,3 +581,27 @@ func TestQuarantineBlocks(t *testing.T) {
 	_, err = Apply(context.Background(), ApplyRequest{Env: env, ID: f.chat()})
 	assert.ErrorContains(t, err, "is blocked")
 }
+
+// An index.lock held by another git process is never overwritten: apply
+// refuses, the workspace as it was, and applies once it is gone.
+func TestApplyRespectsGitLocks(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	env := f.env(t, Config{Backend: Human})
+	_, err := Record(env, f.ids[0], Approve, "", f.keys["alice"])
+	assert.NilError(t, err)
+	lock := filepath.Join(f.ws.Root, ".git", "index.lock")
+	assert.NilError(t, os.WriteFile(lock, []byte("held by git"), 0o644))
+	head := git(t, f.ws.Root, "rev-parse", "HEAD")
+	_, err = Apply(context.Background(), ApplyRequest{Env: env, ID: f.ids[0], Committer: gitrepo.Signature{Name: "op", Email: "op@node"}})
+	assert.Assert(t, errors.Is(err, gitrepo.ErrLocked), "%v", err)
+	b, err := os.ReadFile(lock)
+	assert.NilError(t, err)
+	assert.Equal(t, string(b), "held by git")
+	assert.Equal(t, git(t, f.ws.Root, "rev-parse", "HEAD"), head)
+	assert.NilError(t, os.Remove(lock))
+	assert.Equal(t, git(t, f.ws.Root, "status", "--porcelain"), "")
+	env.Snapshot = f.snapshot(t)
+	_, err = Apply(context.Background(), ApplyRequest{Env: env, ID: f.ids[0], Committer: gitrepo.Signature{Name: "op", Email: "op@node"}})
+	assert.NilError(t, err)
+}
