@@ -158,7 +158,9 @@ func Proposals(ctx context.Context, e *Env, snap *Snap) ([]propose.Listed, error
 		if l.Problem != "" {
 			continue
 		}
-		if b, err := governance.LoadBound(e.File("proposals"), l.Proposal.ID); err == nil {
+		if _, err := os.Stat(filepath.Join(e.File("decisions"), l.Proposal.ID, governance.AppliedFile)); err != nil {
+			// never applied: nothing to check
+		} else if b, err := governance.LoadBound(e.File("proposals"), l.Proposal.ID); err == nil {
 			if a := governance.AppliedFor(e.File("decisions"), current, b); a != nil {
 				l.Status, l.Why = governance.StateApplied, "in commit "+Short(a.Commit)
 				if a.Staged {

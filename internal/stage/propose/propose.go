@@ -200,10 +200,15 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 	var res Result
 	// What is proposed already: a proposal of the same change whose paths
 	// did not move is reused, wherever HEAD went meanwhile (its approvals
-	// stay with it).
-	existing, err := List(req.Dir, snap, req.Stores)
-	if err != nil {
-		return nil, err
+	// stay with it). Listed only when a proposal is not found by its id.
+	var existing []Listed
+	listed := false
+	list := func() []Listed {
+		if !listed {
+			existing, _ = List(req.Dir, snap, req.Stores)
+			listed = true
+		}
+		return existing
 	}
 	for _, u := range ordered(up, req.Plan) {
 		if err := ctx.Err(); err != nil {
@@ -217,7 +222,7 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 			continue
 		}
 		recipe := recipeOf(req, u)
-		if p := reusable(req, KindUpgrade, u, snap, recipe, existing); p != nil {
+		if p := reusable(req, KindUpgrade, u, snap, recipe, list); p != nil {
 			o.ID, o.Approvable, o.Findings = p.ID, p.Approvable, len(p.Findings)
 			res.Outcomes = append(res.Outcomes, o)
 			continue
@@ -266,12 +271,12 @@ func recipeOf(req Request, u upgrade) string {
 // reusable returns the proposal already written for this upgrade from this
 // base with the same recipe (its files checked against their digests), or
 // nil.
-func reusable(req Request, kind string, u upgrade, snap *workspace.Snapshot, recipe string, existing []Listed) *Proposal {
+func reusable(req Request, kind string, u upgrade, snap *workspace.Snapshot, recipe string, existing func() []Listed) *Proposal {
 	id := ID(kind, u.repo.Path, u.repo.Pin, u.repo.Head, snap.Superproject.Head, snap.FlakeLock.Digest)
 	if p, err := Load(req.Dir, id); err == nil && p.Recipe == recipe {
 		return p
 	}
-	for _, l := range existing {
+	for _, l := range existing() {
 		p := l.Proposal
 		if l.Problem == "" && (l.Status == StatusPending || l.Status == StatusBlocked) && p.Kind == kind &&
 			p.Submodule == u.repo.Path && p.From == u.repo.Pin && p.To == u.repo.Head && p.Recipe == recipe {
