@@ -198,18 +198,7 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 	// The base is read only when a proposal has to be built.
 	var b *base
 	var res Result
-	// What is proposed already: a proposal of the same change whose paths
-	// did not move is reused, wherever HEAD went meanwhile (its approvals
-	// stay with it). Listed only when a proposal is not found by its id.
-	var existing []Listed
-	listed := false
-	list := func() []Listed {
-		if !listed {
-			existing, _ = List(req.Dir, snap, req.Stores)
-			listed = true
-		}
-		return existing
-	}
+
 	for _, u := range ordered(up, req.Plan) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -222,7 +211,7 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 			continue
 		}
 		recipe := recipeOf(req, u)
-		if p := reusable(req, KindUpgrade, u, snap, recipe, list); p != nil {
+		if p := reusable(req, KindUpgrade, u, snap, recipe); p != nil {
 			o.ID, o.Approvable, o.Findings = p.ID, p.Approvable, len(p.Findings)
 			res.Outcomes = append(res.Outcomes, o)
 			continue
@@ -271,15 +260,34 @@ func recipeOf(req Request, u upgrade) string {
 // reusable returns the proposal already written for this upgrade from this
 // base with the same recipe (its files checked against their digests), or
 // nil.
-func reusable(req Request, kind string, u upgrade, snap *workspace.Snapshot, recipe string, existing func() []Listed) *Proposal {
+func reusable(req Request, kind string, u upgrade, snap *workspace.Snapshot, recipe string) *Proposal {
 	id := ID(kind, u.repo.Path, u.repo.Pin, u.repo.Head, snap.Superproject.Head, snap.FlakeLock.Digest)
 	if p, err := Load(req.Dir, id); err == nil && p.Recipe == recipe {
 		return p
 	}
-	for _, l := range existing() {
-		p := l.Proposal
-		if l.Problem == "" && (l.Status == StatusPending || l.Status == StatusBlocked) && p.Kind == kind &&
-			p.Submodule == u.repo.Path && p.From == u.repo.Pin && p.To == u.repo.Head && p.Recipe == recipe {
+	// A proposal of the same change made on another base whose paths did
+	// not move since is reused too, wherever HEAD went meanwhile (its
+	// approvals stay with it).
+	// Its directory name starts as this id does (kind, submodule, target).
+	prefix := id[:strings.LastIndexByte(id, '-')+1]
+	ents, err := os.ReadDir(req.Dir)
+	if err != nil {
+		return nil
+	}
+	for _, e := range ents {
+		name := e.Name()
+		if !e.IsDir() || name == id || !strings.HasPrefix(name, prefix) {
+			continue
+		}
+		p, err := Load(req.Dir, name)
+		if err != nil || p.Kind != kind || p.Submodule != u.repo.Path || p.From != u.repo.Pin || p.To != u.repo.Head || p.Recipe != recipe {
+			continue
+		}
+		lock, err := workspace.ReadLock(snap)
+		if err != nil {
+			return nil
+		}
+		if sub := snap.Submodule(p.Submodule); sub != nil && sub.Gitlink == p.Base.Gitlink && LockMoved(p, lock) == "" {
 			return p
 		}
 	}
