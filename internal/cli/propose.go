@@ -103,7 +103,14 @@ func renderOutcomes(rt *Runtime, os []propose.Outcome, dir string) {
 		if !o.Approvable {
 			state = fmt.Sprintf("NOT approvable (%d findings)", o.Findings)
 		}
-		rt.Printf("  level %s  %s  %s  %s → %s  %s\n", level, o.ID, o.Submodule, short(o.From), short(o.To), state)
+		move := fmt.Sprintf("  %s → %s", short(o.From), short(o.To))
+		if o.From == "" {
+			move = "" // a group: its members are in proposals show
+		}
+		rt.Printf("  level %s  %s  %s%s  %s\n", level, o.ID, o.Submodule, move, state)
+		if o.Note != "" {
+			rt.Printf("    %s\n", o.Note)
+		}
 	}
 	if len(os) > skipped {
 		rt.Printf("in %s; build one with: nix build path:%s/<id>#packages.<system>.<name>\n", dir, dir)
@@ -218,7 +225,11 @@ func (c *ProposalsListCmd) Run(rt *Runtime) error {
 		if l.Why != "" {
 			why = " (" + l.Why + ")"
 		}
-		rt.Printf("%-11s %s  %s  %s → %s  %d commits%s\n", l.Status, p.ID, p.Submodule, short(p.From), short(p.To), p.Commits, why)
+		move := fmt.Sprintf("  %s → %s", short(p.From), short(p.To))
+		if p.Kind == propose.KindGroup {
+			move = ""
+		}
+		rt.Printf("%-11s %s  %s%s  %d commits%s\n", l.Status, p.ID, p.Submodule, move, p.Commits, why)
 	}
 	return nil
 }
@@ -255,7 +266,9 @@ func (c *ProposalsShowCmd) Run(rt *Runtime) error {
 		return rt.PrintJSON(p)
 	}
 	rt.Printf("proposal %s (%s)\n", p.ID, p.Kind)
-	rt.Printf("  %s on %s: %s → %s, %d commits\n", p.Submodule, p.Branch, p.From, p.To, p.Commits)
+	for _, m := range p.Moves() {
+		rt.Printf("  %s on %s: %s → %s, %d commits\n", m.Submodule, m.Branch, short(m.From), short(m.To), m.Commits)
+	}
 	if len(p.Inputs) > 0 {
 		rt.Printf("  flake inputs: %s\n", strings.Join(p.Inputs, ", "))
 	}

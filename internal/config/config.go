@@ -34,6 +34,7 @@ type Config struct {
 	Verify     Verify     `json:"verify"`
 	Heal       Heal       `json:"heal"`
 	Cycle      Cycle      `json:"cycle"`
+	Propose    Propose    `json:"propose"`
 	Notify     Notify     `json:"notify"`
 	// Dir is the directory of the configuration file (the state directory
 	// when there is none): relative paths are resolved against it.
@@ -142,6 +143,14 @@ type Cycle struct {
 	// ReportHTML, when set, is where every cycle writes the HTML report
 	// (a dashboard a web server can serve).
 	ReportHTML string `json:"reportHtml,omitempty"`
+}
+
+// Propose configures how upgrades become proposals.
+type Propose struct {
+	// Group "level" proposes the upgrades of each plan level as one
+	// proposal (one patch, one flake.lock change, approved and applied as a
+	// unit); "" (the default) proposes each upgrade alone.
+	Group string `json:"group,omitempty"`
 }
 
 // CycleStages are the stages of a cycle, in order.
@@ -312,6 +321,11 @@ func (c *Config) validate() error {
 		if c.durations.verifyDeadline, ok = positive(d); !ok {
 			return fmt.Errorf("verify.deadline: %q is not a positive duration", d)
 		}
+	}
+	switch c.Propose.Group {
+	case "", "level":
+	default:
+		return fmt.Errorf("propose.group %q is not \"level\" (or absent: each upgrade alone)", c.Propose.Group)
 	}
 	switch c.Verify.Generation {
 	case "", "march", "august":

@@ -57,7 +57,7 @@ func Propose(ctx context.Context, e *Env, o ProposeOptions) (*propose.Result, er
 	res, err := propose.Run(ctx, propose.Request{
 		Snapshot: snap.Snapshot, Upgrades: up.Upgrades, Plan: order, Quarantine: quarantine,
 		Stores: e.File("remotes"), Dir: e.File("proposals"), Policy: o.Policy,
-		WorkspaceURL: o.WorkspaceURL, Producer: e.Producer, Eval: e.evaluator(),
+		WorkspaceURL: o.WorkspaceURL, Producer: e.Producer, Eval: e.evaluator(), Group: e.Config.Propose.Group,
 	})
 	if errors.Is(err, propose.ErrBaseMoved) {
 		return nil, exitcode.Input(err, "run 'lambda-check upgrades' again")
@@ -169,9 +169,12 @@ func Proposals(ctx context.Context, e *Env, snap *Snap) ([]propose.Listed, error
 				continue
 			}
 		}
-		if l.Status == propose.StatusPending && l.Proposal.Kind == propose.KindUpgrade {
-			if why, bad := quarantine[propose.QuarantineKey(l.Proposal.Submodule, l.Proposal.To)]; bad {
-				l.Status, l.Why = propose.StatusBlocked, "its revision is quarantined: "+why
+		if l.Status == propose.StatusPending && l.Proposal.Kind != propose.KindRollback {
+			for _, mv := range l.Proposal.Moves() {
+				if why, bad := quarantine[propose.QuarantineKey(mv.Submodule, mv.To)]; bad {
+					l.Status, l.Why = propose.StatusBlocked, "its revision is quarantined: "+why
+					break
+				}
 			}
 		}
 	}

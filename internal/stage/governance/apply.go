@@ -76,76 +76,99 @@ func Apply(ctx context.Context, req ApplyRequest) (*ApplyResult, error) {
 	}
 	p := b.Proposal
 	snap := req.Snapshot
+	moves := p.Moves()
+	touched := map[string]bool{"flake.lock": true}
+	for _, mv := range moves {
+		touched[mv.Submodule] = true
+	}
 	for _, c := range append(append([]workspace.FileChange{}, snap.Superproject.Staged...), snap.Superproject.Unstaged...) {
-		if c.Path == "flake.lock" || c.Path == p.Submodule {
+		if touched[c.Path] {
 			return nil, fmt.Errorf("%w: %s is %s", ErrNotClean, c.Path, c.Change)
 		}
-	}
-	m := snap.Submodule(p.Submodule)
-	if m == nil || m.State != workspace.StateClean || m.Gitlink != p.From {
-		state := "missing"
-		if m != nil {
-			state = m.State
-		}
-		return nil, fmt.Errorf("%w: %s is %s", ErrNotClean, p.Submodule, state)
 	}
 	super, err := gitrepo.Open(snap.Root)
 	if err != nil {
 		return nil, err
 	}
-	sub, err := gitrepo.Open(filepath.Join(snap.Root, filepath.FromSlash(p.Submodule)))
-	if err != nil {
-		return nil, err
+	// Each submodule the proposal moves: clean at its old gitlink, with
+	// the new revision (fetched from its remote when it lacks it).
+	type moving struct {
+		propose.Member
+		repo     *gitrepo.Repo
+		from, to plumbing.Hash
 	}
-	head := plumbing.NewHash(p.Base.Head)
-	from, to := plumbing.NewHash(p.From), plumbing.NewHash(p.To)
-
-	// The new revision, in the submodule.
-	if !sub.HasCommit(to) {
-		remote, err := gitrepo.SubmoduleRemote(req.Git, super, m.Name, m.Path, m.URL, req.InsteadOf)
+	var subs []moving
+	for _, mv := range moves {
+		m := snap.Submodule(mv.Submodule)
+		if m == nil || m.State != workspace.StateClean || m.Gitlink != mv.From {
+			state := "missing"
+			if m != nil {
+				state = m.State
+			}
+			return nil, fmt.Errorf("%w: %s is %s", ErrNotClean, mv.Submodule, state)
+		}
+		sub, err := gitrepo.Open(filepath.Join(snap.Root, filepath.FromSlash(mv.Submodule)))
 		if err != nil {
 			return nil, err
 		}
-		url := remote.URL
-		// The submodule's own refs tell the remote what it has.
-		if _, err := sub.Fetch(ctx, url, p.Branch, nil, req.SSH); err != nil {
-			return nil, fmt.Errorf("fetch %s into %s: %w", p.To[:12], p.Submodule, err)
-		}
+		to := plumbing.NewHash(mv.To)
 		if !sub.HasCommit(to) {
-			return nil, fmt.Errorf("the remote of %s no longer has %s", p.Submodule, p.To)
+			remote, err := gitrepo.SubmoduleRemote(req.Git, super, m.Name, m.Path, m.URL, req.InsteadOf)
+			if err != nil {
+				return nil, err
+			}
+			// The submodule's own refs tell the remote what it has.
+			if _, err := sub.Fetch(ctx, remote.URL, mv.Branch, nil, req.SSH); err != nil {
+				return nil, fmt.Errorf("fetch %s into %s: %w", mv.To[:12], mv.Submodule, err)
+			}
+			if !sub.HasCommit(to) {
+				return nil, fmt.Errorf("the remote of %s no longer has %s", mv.Submodule, mv.To)
+			}
 		}
+		subs = append(subs, moving{Member: mv, repo: sub, from: plumbing.NewHash(mv.From), to: to})
 	}
+	head := plumbing.NewHash(p.Base.Head)
 
 	// Recompute the change, and check it is the one approved.
 	lockBytes, err := super.ReadFile(head, "flake.lock")
-	if err != nil {
+	if err != nil && len(p.Lock) > 0 {
 		return nil, err
 	}
-	if artifact.Digest(lockBytes) != p.Base.FlakeLock {
+	if len(p.Lock) > 0 && artifact.Digest(lockBytes) != p.Base.FlakeLock {
 		return nil, fmt.Errorf("%w: flake.lock at HEAD is not the proposal's base", ErrNotClean)
 	}
-	lock, err := flake.ParseLock(lockBytes)
-	if err != nil {
-		return nil, err
-	}
-	for _, mv := range p.Lock {
-		n := lock.Nodes[mv.Node]
-		if n == nil {
-			return nil, fmt.Errorf("flake.lock has no node %q", mv.Node)
+	var newLock []byte
+	if len(p.Lock) > 0 {
+		lock, err := flake.ParseLock(lockBytes)
+		if err != nil {
+			return nil, err
 		}
-		n.Locked = mv.To
+		for _, mv := range p.Lock {
+			n := lock.Nodes[mv.Node]
+			if n == nil {
+				return nil, fmt.Errorf("flake.lock has no node %q", mv.Node)
+			}
+			n.Locked = mv.To
+		}
+		if newLock, err = lock.Marshal(); err != nil {
+			return nil, err
+		}
 	}
-	newLock, err := lock.Marshal()
+	author, err := propose.AuthorFor(p, func(submodule string, rev plumbing.Hash) (gitrepo.CommitInfo, error) {
+		for _, s := range subs {
+			if s.Submodule == submodule {
+				return s.repo.CommitTime(rev)
+			}
+		}
+		return gitrepo.CommitInfo{}, fmt.Errorf("no submodule %s", submodule)
+	})
 	if err != nil {
 		return nil, err
 	}
-	ci, err := sub.Commit(to)
-	if err != nil {
-		return nil, err
+	var edits []gitrepo.Edit
+	for _, s := range subs {
+		edits = append(edits, gitrepo.Edit{Path: s.Submodule, Mode: filemode.Submodule, Hash: s.to})
 	}
-	author := propose.Author
-	author.When = time.Unix(ci.LastModified, 0).UTC()
-	edits := []gitrepo.Edit{{Path: p.Submodule, Mode: filemode.Submodule, Hash: to}}
 	if len(p.Lock) > 0 {
 		edits = append(edits, gitrepo.Edit{Path: "flake.lock", Mode: filemode.Regular, Content: newLock})
 	}
@@ -168,8 +191,8 @@ func Apply(ctx context.Context, req ApplyRequest) (*ApplyResult, error) {
 		onto = cur
 	}
 
-	// Another git process working in either repository holds its locks:
-	// refuse before changing anything.
+	// Another git process working in any of the repositories holds its
+	// locks: refuse before changing anything.
 	refs := []string{"index", "HEAD"}
 	if h, err := super.Head(); err == nil && h.Branch != "" {
 		refs = append(refs, "refs/heads/"+h.Branch)
@@ -177,28 +200,31 @@ func Apply(ctx context.Context, req ApplyRequest) (*ApplyResult, error) {
 	if err := super.Unlocked(refs...); err != nil {
 		return nil, err
 	}
-	if err := sub.Unlocked("index", "HEAD"); err != nil {
-		return nil, err
+	for _, s := range subs {
+		if err := s.repo.Unlocked("index", "HEAD"); err != nil {
+			return nil, err
+		}
 	}
 
 	// Everything to put back.
 	lockPath := filepath.Join(snap.Root, "flake.lock")
 	oldLock, err := os.ReadFile(lockPath)
-	if err != nil {
+	if err != nil && len(p.Lock) > 0 {
 		return nil, err
 	}
 	oldSuperIndex, err := super.IndexBytes()
 	if err != nil {
 		return nil, err
 	}
-	oldSubIndex, err := sub.IndexBytes()
-	if err != nil {
-		return nil, err
-	}
-	subHead := filepath.Join(sub.GitDir, "HEAD")
-	oldSubHead, err := os.ReadFile(subHead)
-	if err != nil {
-		return nil, err
+	type saved struct{ index, head []byte }
+	olds := make([]saved, len(subs))
+	for i, s := range subs {
+		if olds[i].index, err = s.repo.IndexBytes(); err != nil {
+			return nil, err
+		}
+		if olds[i].head, err = os.ReadFile(filepath.Join(s.repo.GitDir, "HEAD")); err != nil {
+			return nil, err
+		}
 	}
 	committed := false
 	var branchRef string
@@ -212,17 +238,21 @@ func Apply(ctx context.Context, req ApplyRequest) (*ApplyResult, error) {
 		if err := super.RestoreIndex(oldSuperIndex); err != nil {
 			errs = append(errs, err.Error())
 		}
-		if err := artifact.WriteFile(lockPath, oldLock, 0o644); err != nil {
-			errs = append(errs, err.Error())
+		if len(p.Lock) > 0 {
+			if err := artifact.WriteFile(lockPath, oldLock, 0o644); err != nil {
+				errs = append(errs, err.Error())
+			}
 		}
-		if err := sub.Checkout(from, true); err != nil {
-			errs = append(errs, err.Error())
-		}
-		if err := sub.RestoreIndex(oldSubIndex); err != nil {
-			errs = append(errs, err.Error())
-		}
-		if err := artifact.WriteFile(subHead, oldSubHead, 0o644); err != nil {
-			errs = append(errs, err.Error())
+		for i, s := range subs {
+			if err := s.repo.Checkout(s.from, true); err != nil {
+				errs = append(errs, err.Error())
+			}
+			if err := s.repo.RestoreIndex(olds[i].index); err != nil {
+				errs = append(errs, err.Error())
+			}
+			if err := artifact.WriteFile(filepath.Join(s.repo.GitDir, "HEAD"), olds[i].head, 0o644); err != nil {
+				errs = append(errs, err.Error())
+			}
 		}
 		if len(errs) > 0 {
 			return fmt.Errorf("apply failed (%v) and putting the workspace back failed too: %s", cause, strings.Join(errs, "; "))
@@ -238,8 +268,10 @@ func Apply(ctx context.Context, req ApplyRequest) (*ApplyResult, error) {
 		}
 		return nil
 	}
-	if err := step("checkout", func() error { return sub.Checkout(to, false) }); err != nil {
-		return nil, rollback(err)
+	for _, s := range subs {
+		if err := step("checkout", func() error { return s.repo.Checkout(s.to, false) }); err != nil {
+			return nil, rollback(err)
+		}
 	}
 	if len(p.Lock) > 0 {
 		if err := step("lock", func() error { return artifact.WriteFile(lockPath, newLock, 0o644) }); err != nil {
@@ -250,7 +282,10 @@ func Apply(ctx context.Context, req ApplyRequest) (*ApplyResult, error) {
 		if _, err := super.WriteChange(ch); err != nil {
 			return err
 		}
-		updates := []gitrepo.Entry{{Path: p.Submodule, Mode: filemode.Submodule, Hash: to}}
+		var updates []gitrepo.Entry
+		for _, s := range subs {
+			updates = append(updates, gitrepo.Entry{Path: s.Submodule, Mode: filemode.Submodule, Hash: s.to})
+		}
 		if len(p.Lock) > 0 {
 			updates = append(updates, gitrepo.Entry{Path: "flake.lock", Mode: filemode.Regular, Hash: gitrepo.BlobHash(newLock)})
 		}
@@ -344,7 +379,10 @@ func rebase(super *gitrepo.Repo, head plumbing.Hash, p *propose.Proposal, edits 
 	if err != nil {
 		return nil, nil, err
 	}
-	want := map[string]bool{p.Submodule: true}
+	want := map[string]bool{}
+	for _, mv := range p.Moves() {
+		want[mv.Submodule] = true
+	}
 	if len(p.Lock) > 0 {
 		want["flake.lock"] = true
 	}

@@ -308,9 +308,13 @@ func evaluate(env Env, l propose.Listed, all []propose.Listed) State {
 		st.State, st.Why = StateBlocked, "a policy finding denies it"
 		return st
 	}
-	if why, bad := env.Quarantine[propose.QuarantineKey(p.Submodule, p.To)]; bad && p.Kind == propose.KindUpgrade {
-		st.State, st.Why = StateBlocked, "its revision is quarantined: "+why
-		return st
+	if p.Kind != propose.KindRollback {
+		for _, mv := range p.Moves() {
+			if why, bad := env.Quarantine[propose.QuarantineKey(mv.Submodule, mv.To)]; bad {
+				st.State, st.Why = StateBlocked, "its revision is quarantined: "+why
+				return st
+			}
+		}
 	}
 	// A multisig proposal is rejected once it cannot reach its threshold;
 	// one reject from an approver rejects under the human and program
@@ -352,10 +356,12 @@ func AppliedFor(decisions string, snap *workspace.Snapshot, b *Bound) *Applied {
 		return nil
 	}
 	if a.Staged {
-		if m := snap.Submodule(b.Proposal.Submodule); m != nil && m.Gitlink == b.Proposal.To {
-			return &a
+		for _, mv := range b.Proposal.Moves() {
+			if m := snap.Submodule(mv.Submodule); m == nil || m.Gitlink != mv.To {
+				return nil
+			}
 		}
-		return nil
+		return &a
 	}
 	repo, err := gitrepo.Open(snap.Root)
 	if err != nil || snap.Superproject.Head == "" || len(a.Commit) != 40 {

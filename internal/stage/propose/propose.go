@@ -52,6 +52,9 @@ var Spec = artifact.Spec{Kind: artifact.KindPrefix + "proposal", Version: 1}
 const (
 	KindUpgrade  = "upgrade"
 	KindRollback = "rollback"
+	// KindGroup: the upgrades of one plan level as one change (opt-in,
+	// Request.Group).
+	KindGroup = "group"
 )
 
 // Files of a proposal directory.
@@ -104,6 +107,49 @@ type Proposal struct {
 	// was made from (producer, policy, plan level, how Nix was reached): a
 	// later run with the same recipe reuses it without rebuilding.
 	Recipe string `json:"recipe,omitempty"`
+	// Members are a group's upgrades, leaves first (kind group: Submodule
+	// names them all, From and To are empty, Lock holds every move).
+	Members []Member `json:"members,omitempty"`
+}
+
+// Member is one submodule a proposal moves.
+type Member struct {
+	Submodule    string                  `json:"submodule"`
+	Inputs       []string                `json:"inputs"`
+	Branch       string                  `json:"branch"`
+	From         string                  `json:"from"`
+	To           string                  `json:"to"`
+	Commits      int                     `json:"commits"`
+	Log          []gitrepo.CommitSummary `json:"log"`
+	LogTruncated bool                    `json:"logTruncated,omitempty"`
+	Lock         []LockMove              `json:"lock"`
+}
+
+// Moves are the submodules a proposal moves: a group's members, or the
+// proposal itself.
+func (p *Proposal) Moves() []Member {
+	if p.Kind == KindGroup {
+		return p.Members
+	}
+	return []Member{{Submodule: p.Submodule, Inputs: p.Inputs, Branch: p.Branch, From: p.From, To: p.To,
+		Commits: p.Commits, Log: p.Log, LogTruncated: p.LogTruncated, Lock: p.Lock}}
+}
+
+// AuthorFor is the author of a proposal's commit: lambda-check, at the
+// newest committer time of the revisions it moves to (commitTime reads a
+// submodule's commit).
+func AuthorFor(p *Proposal, commitTime func(submodule string, rev plumbing.Hash) (gitrepo.CommitInfo, error)) (gitrepo.Signature, error) {
+	a := Author
+	var newest int64
+	for _, mv := range p.Moves() {
+		ci, err := commitTime(mv.Submodule, plumbing.NewHash(mv.To))
+		if err != nil {
+			return a, err
+		}
+		newest = max(newest, ci.LastModified)
+	}
+	a.When = time.Unix(newest, 0).UTC()
+	return a, nil
 }
 
 // Base is the workspace state a proposal applies to.
@@ -159,6 +205,10 @@ type Request struct {
 	Eval flake.Evaluator
 	// Producer is written in proposal.json and ends each patch.
 	Producer artifact.Producer
+	// Group, "level", proposes the upgrades of each plan level together:
+	// one proposal, one patch, one flake.lock change, approved and applied
+	// as a unit (levels still in order). "" proposes each alone.
+	Group string
 	// Quarantine holds revisions known to be bad ("submodule@rev" → why):
 	// an upgrade to one is proposed blocked (a deny finding), shown but
 	// never approvable.
@@ -179,6 +229,8 @@ type Outcome struct {
 	Approvable bool   `json:"approvable"`
 	Findings   int    `json:"findings"`
 	Skipped    string `json:"skipped,omitempty"`
+	// Note says why an upgrade meant to be grouped was proposed alone.
+	Note string `json:"note,omitempty"`
 }
 
 // Result lists the outcomes in plan order.
@@ -199,51 +251,88 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 	var b *base
 	var res Result
 
-	for _, u := range ordered(up, req.Plan) {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
+	// one builds (or finds) the proposal of one upgrade, unwritten: a
+	// proposal found on disk comes without files. Without a proposal, the
+	// outcome says why it was skipped.
+	var buildErr error
+	one := func(u upgrade) (Outcome, *Proposal, map[string][]byte, string) {
 		o := Outcome{Submodule: u.repo.Path, From: u.repo.Pin, To: u.repo.Head, Level: u.level}
 		sub := snap.Submodule(u.repo.Path)
 		if sub == nil || sub.Gitlink != u.repo.Pin {
 			o.Skipped = "the gitlink moved since the upgrades were found"
-			res.Outcomes = append(res.Outcomes, o)
-			continue
+			return o, nil, nil, ""
 		}
 		recipe := recipeOf(req, u)
 		if p := reusable(req, KindUpgrade, u, snap, recipe); p != nil {
 			o.ID, o.Approvable, o.Findings = p.ID, p.Approvable, len(p.Findings)
-			res.Outcomes = append(res.Outcomes, o)
-			continue
+			return o, p, nil, recipe
 		}
 		if b == nil {
 			var err error
 			if b, err = readBase(ctx, snap, req); err != nil {
-				return nil, err
+				buildErr = err
+				return o, nil, nil, ""
 			}
 		}
 		p, files, err := build(ctx, req, b, u)
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		if p != nil {
-			p.Recipe = recipe
+			buildErr = ctx.Err()
+			return o, nil, nil, ""
 		}
 		if err != nil {
 			// One upgrade that cannot be proposed (missing objects, a tree
 			// that cannot be hashed) does not stop the others.
 			o.Skipped = skipReason(err)
-			res.Outcomes = append(res.Outcomes, o)
-			continue
+			return o, nil, nil, ""
 		}
+		p.Recipe = recipe
 		o.ID, o.Approvable, o.Findings = p.ID, p.Approvable, len(p.Findings)
-		o.Written, err = write(req.Dir, p, files, req.Producer)
-		if err != nil {
-			return nil, fmt.Errorf("write proposal %s: %w", p.ID, err)
+		return o, p, files, recipe
+	}
+	us := ordered(up, req.Plan)
+	if req.Group == "level" {
+		r, err := runGrouped(ctx, req, us, one, func() (*base, error) {
+			if b == nil {
+				var err error
+				b, err = readBase(ctx, snap, req)
+				return b, err
+			}
+			return b, nil
+		})
+		if buildErr != nil {
+			return nil, buildErr
+		}
+		return r, err
+	}
+	for _, u := range us {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		o, p, files, _ := one(u)
+		if buildErr != nil {
+			return nil, buildErr
+		}
+		if p != nil {
+			if err := writeOne(req, &o, p, files); err != nil {
+				return nil, err
+			}
 		}
 		res.Outcomes = append(res.Outcomes, o)
 	}
 	return &res, nil
+}
+
+// writeOne writes a proposal built this run (one found on disk, without
+// files, stays as it is).
+func writeOne(req Request, o *Outcome, p *Proposal, files map[string][]byte) error {
+	if files == nil {
+		return nil
+	}
+	var err error
+	if o.Written, err = write(req.Dir, p, files, req.Producer); err != nil {
+		return fmt.Errorf("write proposal %s: %w", p.ID, err)
+	}
+	return nil
 }
 
 // recipeOf digests what a proposal depends on besides its id's inputs.
@@ -414,7 +503,7 @@ func ID(kind, submodule, from, to, baseHead, baseLock string) string {
 	if len(name) > 60 {
 		name = name[:60]
 	}
-	prefix := map[string]string{KindUpgrade: "up", KindRollback: "rb"}[kind]
+	prefix := map[string]string{KindUpgrade: "up", KindRollback: "rb", KindGroup: "grp"}[kind]
 	return fmt.Sprintf("%s-%s-%s-%s", prefix, name, to[:min(12, len(to))], hex.EncodeToString(sum[:5]))
 }
 
@@ -762,6 +851,9 @@ func short(h string) string { return h[:min(12, len(h))] }
 
 // Message is the commit message of a proposal's patch.
 func Message(p *Proposal) string {
+	if p.Kind == KindGroup {
+		return groupMessage(p)
+	}
 	var b strings.Builder
 	name := filepath.Base(p.Submodule)
 	if p.Kind == KindRollback {

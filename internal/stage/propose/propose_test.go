@@ -321,3 +321,51 @@ func TestUnmovableLock(t *testing.T) {
 	assert.Check(t, is.Contains(p.Findings[0].Message, "through a path input"))
 	assert.Check(t, !p.Build.Locked)
 }
+
+// With Group "level", the upgrades of one plan level are one proposal: one
+// change moving every member's gitlink and lock node, its commit the same
+// change's; the next level stays alone. Proposing again changes nothing.
+func TestGroupedByLevel(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, sample.DemoOptions())
+	v, err := plan.LoadGraph(context.Background(), plan.GraphRequest{Workspace: f.ws.Root})
+	assert.NilError(t, err)
+	var changes []string
+	for _, r := range f.up.Repos {
+		if r.IsUpgrade() {
+			changes = append(changes, r.Inputs...)
+		}
+	}
+	pl, err := plan.Run(context.Background(), plan.Request{Graph: &v.Graph, Changes: changes})
+	assert.NilError(t, err)
+	req := Request{Snapshot: f.snap, Upgrades: f.up, Plan: &pl.Plan, Stores: filepath.Join(f.state, "remotes"),
+		Dir: filepath.Join(f.state, "proposals"), Policy: f.policy, Producer: producer, Group: "level"}
+	res, err := Run(context.Background(), req)
+	assert.NilError(t, err)
+	assert.Equal(t, len(res.Outcomes), 2)
+	g, err := Load(req.Dir, res.Outcomes[0].ID)
+	assert.NilError(t, err)
+	assert.Equal(t, g.Kind, KindGroup)
+	assert.Equal(t, len(g.Members), 2)
+	assert.Equal(t, g.Level, 0)
+	nodes := 0
+	for _, m := range g.Members {
+		nodes += len(m.Lock)
+	}
+	assert.Equal(t, len(g.Lock), nodes)
+	assert.Assert(t, g.Approvable)
+	single, err := Load(req.Dir, res.Outcomes[1].ID)
+	assert.NilError(t, err)
+	assert.Equal(t, single.Kind, KindUpgrade)
+	assert.Equal(t, single.Level, 1)
+	// One patch for the whole level (apply recomputing its commit is in
+	// group.txtar).
+	patch, err := os.ReadFile(filepath.Join(req.Dir, g.ID, PatchFile))
+	assert.NilError(t, err)
+	assert.Assert(t, strings.Contains(string(patch), "Subject: [PATCH] Upgrade "))
+	again, err := Run(context.Background(), req)
+	assert.NilError(t, err)
+	for _, o := range again.Outcomes {
+		assert.Assert(t, !o.Written, o.ID)
+	}
+}

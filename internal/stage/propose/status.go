@@ -113,7 +113,6 @@ func List(dir string, snap *workspace.Snapshot, stores string) ([]Listed, error)
 			continue
 		}
 		p := l.Proposal
-		sub := snap.Submodule(p.Submodule)
 		moved := ""
 		if lockErr != nil {
 			if p.Base.FlakeLock != snap.FlakeLock.Digest {
@@ -122,9 +121,19 @@ func List(dir string, snap *workspace.Snapshot, stores string) ([]Listed, error)
 		} else {
 			moved = LockMoved(p, cur)
 		}
+		gitlink := ""
+		for _, mv := range p.Moves() {
+			if sub := snap.Submodule(mv.Submodule); sub == nil || sub.Gitlink != mv.From {
+				gitlink = "the gitlink moved"
+				if p.Kind == KindGroup {
+					gitlink = "the gitlink of " + mv.Submodule + " moved"
+				}
+				break
+			}
+		}
 		switch {
-		case sub == nil || sub.Gitlink != p.Base.Gitlink:
-			l.Status, l.Why = StatusStale, "the gitlink moved"
+		case gitlink != "":
+			l.Status, l.Why = StatusStale, gitlink
 		case moved != "":
 			l.Status, l.Why = StatusStale, moved
 		case !p.Approvable:
@@ -145,6 +154,12 @@ func List(dir string, snap *workspace.Snapshot, stores string) ([]Listed, error)
 	for _, l := range out {
 		if l.Problem == "" && l.Status != StatusStale && l.Proposal.Base.Head == snap.Superproject.Head {
 			atHead[ChangeKey(l.Proposal)] = l.Proposal.ID
+			// A group proposed onto HEAD supersedes its members' singles.
+			if l.Proposal.Kind == KindGroup {
+				for _, m := range l.Proposal.Members {
+					atHead[memberKey(m)] = l.Proposal.ID
+				}
+			}
 		}
 	}
 	for i := range out {
@@ -169,6 +184,9 @@ func List(dir string, snap *workspace.Snapshot, stores string) ([]Listed, error)
 // supersededBy names a proposal moving the same pin, from the same base,
 // to a descendant of p's target.
 func supersededBy(p *Proposal, all []Listed, stores string) string {
+	if p.Kind == KindGroup {
+		return ""
+	}
 	var store *gitrepo.Repo
 	for _, o := range all {
 		q := o.Proposal
@@ -261,6 +279,19 @@ func SameAttrs(a, b flake.Attrs) bool {
 // submodule, the move of the gitlink and of every flake.lock node. Two
 // proposals with the same key make the same change.
 func ChangeKey(p *Proposal) string {
+	if p.Kind == KindGroup {
+		keys := []string{KindGroup}
+		for _, m := range p.Members {
+			keys = append(keys, memberKey(m))
+		}
+		return strings.Join(keys, "\x01")
+	}
 	lock, _ := json.Marshal(p.Lock)
 	return strings.Join([]string{p.Kind, p.Submodule, p.From, p.To, string(lock)}, "\x00")
+}
+
+// memberKey is the change key of a group member as a single upgrade.
+func memberKey(m Member) string {
+	lock, _ := json.Marshal(m.Lock)
+	return strings.Join([]string{KindUpgrade, m.Submodule, m.From, m.To, string(lock)}, "\x00")
 }
