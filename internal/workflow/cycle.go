@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -336,6 +337,23 @@ func (r *round) governance(ctx context.Context) cycle.Outcome {
 	if !e.Config.Governance.AutoApply {
 		return judged(nil, detail, counts)
 	}
+	// Leaves first: the plan level each proposal was made at (-1, no
+	// flake input, last).
+	level := map[string]int{}
+	if ls, err := Proposals(ctx, e, r.snap); err == nil {
+		for _, l := range ls {
+			if l.Proposal != nil {
+				level[l.Proposal.ID] = l.Proposal.Level
+			}
+		}
+	}
+	rank := func(id string) int {
+		if lv, ok := level[id]; ok && lv >= 0 {
+			return lv
+		}
+		return 1 << 30
+	}
+	sort.SliceStable(states, func(i, j int) bool { return rank(states[i].ID) < rank(states[j].ID) })
 	var failed []string
 	applied := 0
 	for _, s := range states {

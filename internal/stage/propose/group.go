@@ -174,6 +174,14 @@ func runGrouped(ctx context.Context, req Request, us []upgrade, one func(upgrade
 		byLevel[u.level] = append(byLevel[u.level], u)
 	}
 	for _, lv := range levels {
+		// A group already made for exactly these upgrades on this base,
+		// with the same recipes, is reused without building its members.
+		if lv >= 0 && len(byLevel[lv]) > 1 {
+			if o, ok := reuseGroup(req, lv, byLevel[lv]); ok {
+				res.Outcomes = append(res.Outcomes, o)
+				continue
+			}
+		}
 		var ms []*Proposal
 		var files []map[string][]byte
 		var recipes []string
@@ -222,4 +230,25 @@ func runGrouped(ctx context.Context, req Request, us []upgrade, one func(upgrade
 		res.Outcomes = append(res.Outcomes, o)
 	}
 	return &res, nil
+}
+
+// reuseGroup finds the group proposal of a level's upgrades written by an
+// earlier run on the same base with the same recipes.
+func reuseGroup(req Request, lv int, us []upgrade) (Outcome, bool) {
+	snap := req.Snapshot
+	var members []Member
+	var recipes []string
+	for _, u := range us {
+		if sub := snap.Submodule(u.repo.Path); sub == nil || sub.Gitlink != u.repo.Pin {
+			return Outcome{}, false
+		}
+		members = append(members, Member{Submodule: u.repo.Path, From: u.repo.Pin, To: u.repo.Head})
+		recipes = append(recipes, recipeOf(req, u))
+	}
+	id := GroupID(lv, members, snap.Superproject.Head, snap.FlakeLock.Digest)
+	g, err := Load(req.Dir, id)
+	if err != nil || g.Recipe != groupRecipe(recipes) {
+		return Outcome{}, false
+	}
+	return Outcome{ID: g.ID, Submodule: g.Submodule, Level: lv, Approvable: g.Approvable, Findings: len(g.Findings)}, true
 }
