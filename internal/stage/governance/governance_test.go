@@ -20,6 +20,7 @@ import (
 	"github.com/lambda-os/lambda-check/internal/requires"
 	"github.com/lambda-os/lambda-check/internal/sample"
 	"github.com/lambda-os/lambda-check/internal/sign"
+	"github.com/lambda-os/lambda-check/internal/stage/plan"
 	"github.com/lambda-os/lambda-check/internal/stage/policy"
 	"github.com/lambda-os/lambda-check/internal/stage/propose"
 	"github.com/lambda-os/lambda-check/internal/stage/snapshot"
@@ -604,4 +605,66 @@ func TestApplyRespectsGitLocks(t *testing.T) {
 	env.Snapshot = f.snapshot(t)
 	_, err = Apply(context.Background(), ApplyRequest{Env: env, ID: f.ids[0], Committer: gitrepo.Signature{Name: "op", Email: "op@node"}})
 	assert.NilError(t, err)
+}
+
+// A group applies as a unit: every member in one commit, and a failure at
+// any step puts every member back.
+func TestGroupAppliesAsAUnit(t *testing.T) {
+	t.Parallel()
+	for _, step := range []string{"", "checkout", "index", "commit"} {
+		t.Run("fail at "+step, func(t *testing.T) {
+			t.Parallel()
+			requires.Tool(t, "git")
+			ws, err := sample.Generate(context.Background(), t.TempDir(), sample.DemoOptions())
+			assert.NilError(t, err)
+			f := &fixture{ws: ws, state: t.TempDir(), keys: map[string]*sign.PrivateKey{"alice": key(t, "alice", 10)}}
+			b, err := artifact.Encode(sign.Registry{SchemaVersion: 1, Keys: []sign.Key{sign.RegistryKey(f.keys["alice"], sign.Scope{Owner: "Alice", Roles: []string{sign.RoleApprover}})}})
+			assert.NilError(t, err)
+			f.reg, err = sign.ParseRegistry(b)
+			assert.NilError(t, err)
+			s := f.snapshot(t)
+			up, err := upgrades.Run(context.Background(), upgrades.Request{Snapshot: s, Store: filepath.Join(f.state, "remotes")})
+			assert.NilError(t, err)
+			v, err := plan.LoadGraph(context.Background(), plan.GraphRequest{Workspace: ws.Root})
+			assert.NilError(t, err)
+			var changes []string
+			for _, r := range up.Upgrades.Repos {
+				if r.IsUpgrade() {
+					changes = append(changes, r.Inputs...)
+				}
+			}
+			pl, err := plan.Run(context.Background(), plan.Request{Graph: &v.Graph, Changes: changes})
+			assert.NilError(t, err)
+			pcfg, err := policy.LoadConfig(filepath.Join(ws.Root, "policy.json"), false)
+			assert.NilError(t, err)
+			res, err := propose.Run(context.Background(), propose.Request{Snapshot: s, Upgrades: &up.Upgrades, Plan: &pl.Plan,
+				Stores: filepath.Join(f.state, "remotes"), Dir: filepath.Join(f.state, "proposals"), Policy: pcfg,
+				Producer: artifact.Producer{Name: "lambda-check", Version: "test"}, Group: "level"})
+			assert.NilError(t, err)
+			id := res.Outcomes[0].ID
+			env := f.env(t, Config{Backend: Human})
+			_, err = Record(env, id, Approve, "", f.keys["alice"])
+			assert.NilError(t, err)
+			g, err := propose.Load(env.Proposals, id)
+			assert.NilError(t, err)
+			assert.Equal(t, g.Kind, propose.KindGroup)
+			status := git(t, ws.Root, "status", "--porcelain=v2", "--branch")
+			before := f.snapshot(t)
+			_, err = Apply(context.Background(), ApplyRequest{Env: env, ID: id, failAt: step, Committer: gitrepo.Signature{Name: "op", Email: "op@node"}})
+			if step != "" {
+				assert.ErrorContains(t, err, "the workspace is as it was")
+				assert.DeepEqual(t, workspace.Compare(before, f.snapshot(t)), []workspace.Difference(nil))
+				assert.Equal(t, git(t, ws.Root, "status", "--porcelain=v2", "--branch"), status)
+				return
+			}
+			assert.NilError(t, err)
+			after := f.snapshot(t)
+			for _, m := range g.Members {
+				assert.Equal(t, after.Submodule(m.Submodule).Gitlink, m.To)
+				assert.Equal(t, after.Submodule(m.Submodule).State, workspace.StateClean)
+			}
+			assert.Equal(t, git(t, ws.Root, "status", "--porcelain"), "")
+			assert.Equal(t, git(t, ws.Root, "rev-list", "--count", before.Superproject.Head+"..HEAD"), "1")
+		})
+	}
 }
