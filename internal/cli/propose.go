@@ -37,8 +37,13 @@ dependency order (leaves first), in <state-dir>/proposals/<id>/:
                  (forbidden paths, local overrides, follows) and the digest
                  of every file. A deny finding makes it not approvable.
 
+With "propose": {"group": "level"} in the config, the upgrades of each plan
+level are one proposal (grp-level-N-...): one patch and one flake.lock change
+for all of them, approved and applied as a unit.
+
 The id is derived from the change and its base: proposing again with the
-same inputs changes nothing. The workspace is never written: the patch is
+same inputs changes nothing, and a proposal whose paths did not move is kept
+(with its approvals) when the workspace moves elsewhere. The workspace is never written: the patch is
 built from git objects in memory. Use 'path:' to build a proposal that lives
 inside the workspace's git tree (Nix would otherwise see only tracked files).`
 }
