@@ -156,7 +156,7 @@ func notifyState(n *Node, stages []cycle.StageResult) (*notify.State, []string) 
 			continue
 		}
 		st.Proposals[l.Proposal.ID] = n.ProposalState(l)
-		st.Subjects[l.Proposal.ID] = fmt.Sprintf("%s %s → %s", l.Proposal.Submodule, Short(l.Proposal.From), Short(l.Proposal.To))
+		st.Subjects[l.Proposal.ID] = Subject(l.Proposal)
 	}
 	return st, summary
 }

@@ -208,3 +208,11 @@ func Prune(ctx context.Context, e *Env, snap *Snap, dryRun bool) ([]string, erro
 	}
 	return ids, err
 }
+
+// Subject says in a line what a proposal moves.
+func Subject(p *propose.Proposal) string {
+	if p.Kind == propose.KindGroup {
+		return fmt.Sprintf("%s (%d upgrades together)", p.Submodule, len(p.Members))
+	}
+	return fmt.Sprintf("%s %s → %s", p.Submodule, Short(p.From), Short(p.To))
+}
