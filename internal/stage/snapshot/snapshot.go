@@ -13,6 +13,7 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 
 	"golang.org/x/sync/errgroup"
@@ -87,7 +88,7 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 			f.dst.Digest = d
 		}
 	}
-	c := collector{opts: opts}
+	c := collector{opts: opts, root: root}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(req.Parallelism, 1))
 	if err := c.submodules(gctx, g, root, "", st); err != nil {
@@ -118,6 +119,10 @@ func classify(err error) error {
 
 type collector struct {
 	opts gitrepo.StatusOptions
+	// root is the workspace; dirs remembers which of its directories on
+	// the way to submodules were checked to be no symbolic link.
+	root string
+	dirs sync.Map
 	mu   sync.Mutex
 	out  []workspace.Submodule
 }
@@ -194,15 +199,25 @@ func (c *collector) submodules(ctx context.Context, g *errgroup.Group, dir, pref
 // one fills in m from the checkout at abs and returns its status, or nil
 // when there is no checkout.
 func (c *collector) one(ctx context.Context, abs string, m *workspace.Submodule) (*gitrepo.Status, error) {
-	fi, err := os.Stat(abs)
+	fi, err := os.Lstat(abs)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		m.State, m.Reason = workspace.StateMissing, "the submodule's directory does not exist"
 		return nil, nil
 	case err != nil:
 		return nil, err
+	case fi.Mode()&fs.ModeSymlink != 0:
+		// git records a typechange: whatever the link points at is not the
+		// submodule, and nothing reads or writes through it.
+		to, _ := os.Readlink(abs)
+		m.State, m.Reason = workspace.StateMissing, fmt.Sprintf("the submodule's path is a symbolic link (to %s), not its checkout", to)
+		return nil, nil
 	case !fi.IsDir():
 		m.State, m.Reason = workspace.StateMissing, "the submodule's path is not a directory"
+		return nil, nil
+	}
+	if link := c.linkOnTheWay(abs); link != "" {
+		m.State, m.Reason = workspace.StateMissing, fmt.Sprintf("the submodule's path leads through a symbolic link (%s): not read", link)
 		return nil, nil
 	}
 	repo, err := gitrepo.Open(abs)
@@ -289,4 +304,30 @@ func openWorkspace(dir string) (*gitrepo.Repo, error) {
 func exists(p string) bool {
 	_, err := os.Lstat(p)
 	return err == nil
+}
+
+// linkOnTheWay names a directory between the workspace and abs that is a
+// symbolic link (and so could lead anywhere), or "".
+func (c *collector) linkOnTheWay(abs string) string {
+	rel, err := filepath.Rel(c.root, filepath.Dir(abs))
+	if err != nil || rel == "." {
+		return ""
+	}
+	p := c.root
+	for _, part := range strings.Split(rel, string(filepath.Separator)) {
+		p = filepath.Join(p, part)
+		if ok, seen := c.dirs.Load(p); seen {
+			if !ok.(bool) {
+				return p
+			}
+			continue
+		}
+		fi, err := os.Lstat(p)
+		ok := err == nil && fi.Mode()&fs.ModeSymlink == 0
+		c.dirs.Store(p, ok)
+		if !ok {
+			return p
+		}
+	}
+	return ""
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"gotest.tools/v3/assert"
@@ -91,4 +92,37 @@ func TestCancelled(t *testing.T) {
 	cancel()
 	_, err = snapshot.Run(ctx, snapshot.Request{Workspace: ws.Root, Parallelism: 1})
 	assert.Equal(t, exitcode.Of(err), exitcode.Cancelled, "%v", err)
+}
+
+// A submodule path that is a symbolic link, or reached through one, is not
+// read: git calls it a typechange, and its target is not the submodule.
+func TestSubmoduleSymlinksNotFollowed(t *testing.T) {
+	t.Parallel()
+	ws, err := sample.Generate(context.Background(), t.TempDir(), sample.Options{Modules: 3})
+	assert.NilError(t, err)
+	outside := t.TempDir()
+	sub := ws.Repos[1].Path
+	abs := filepath.Join(ws.Root, filepath.FromSlash(sub))
+	assert.NilError(t, os.Rename(abs, filepath.Join(outside, "moved")))
+	assert.NilError(t, os.Symlink(filepath.Join(outside, "moved"), abs))
+	res, err := snapshot.Run(context.Background(), snapshot.Request{Workspace: ws.Root, Parallelism: 4})
+	assert.NilError(t, err)
+	m := res.Snapshot.Submodule(sub)
+	assert.Equal(t, m.State, workspace.StateMissing)
+	assert.Assert(t, strings.Contains(m.Reason, "is a symbolic link"), m.Reason)
+
+	// The directory above the submodules is a link to elsewhere.
+	ws2, err := sample.Generate(context.Background(), t.TempDir(), sample.Options{Modules: 3})
+	assert.NilError(t, err)
+	repos := filepath.Join(ws2.Root, "repos")
+	assert.NilError(t, os.Rename(repos, filepath.Join(outside, "repos")))
+	assert.NilError(t, os.Symlink(filepath.Join(outside, "repos"), repos))
+	res, err = snapshot.Run(context.Background(), snapshot.Request{Workspace: ws2.Root, Parallelism: 4})
+	assert.NilError(t, err)
+	for _, m := range res.Snapshot.Submodules {
+		if strings.HasPrefix(m.Path, "repos/") && m.Parent == "" {
+			assert.Equal(t, m.State, workspace.StateMissing, m.Path)
+			assert.Assert(t, strings.Contains(m.Reason, "leads through a symbolic link"), m.Reason)
+		}
+	}
 }
