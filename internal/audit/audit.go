@@ -317,6 +317,11 @@ func (p *Problem) Error() string {
 // number of bytes moved (0 when the log ends with a complete line). The
 // caller holds the state lock and records the repair as an event.
 func RepairTail(path string) (int64, error) {
+	// Read-only unless there is something to repair: an append-only log
+	// (chattr +a) cannot be opened for writing, and a whole one needs not.
+	if whole, err := endsWithNewline(path); err != nil || whole {
+		return 0, err
+	}
 	f, err := os.OpenFile(path, os.O_RDWR|syscall.O_NOFOLLOW, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, nil
@@ -384,4 +389,26 @@ func noFollow(path string, err error) error {
 		return fmt.Errorf("%s is a symbolic link: refusing to write through it (remove it; lambda-check makes the file)", path)
 	}
 	return err
+}
+
+// endsWithNewline says whether the log is absent, empty or ends with a
+// complete line, reading only its last byte.
+func endsWithNewline(path string) (bool, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return true, nil
+	}
+	if err != nil {
+		return false, noFollow(path, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || st.Size() == 0 {
+		return err == nil, err
+	}
+	last := make([]byte, 1)
+	if _, err := f.ReadAt(last, st.Size()-1); err != nil {
+		return false, err
+	}
+	return last[0] == '\n', nil
 }

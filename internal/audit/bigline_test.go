@@ -2,6 +2,7 @@ package audit
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -45,5 +46,27 @@ func TestLogSymlinkRefused(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(target); string(b) != "keep" {
 		t.Fatalf("the target changed: %q", b)
+	}
+}
+
+// An append-only log (chattr +a) works: nothing opens it for writing but
+// appends, and a whole log needs no repair.
+func TestAppendOnlyLog(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "audit.jsonl")
+	if _, err := Append(p, Event{Time: "2026-01-01T00:00:00Z", Stage: "x", Actor: "a", Result: ResultOK}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("chattr", "+a", p).CombinedOutput(); err != nil {
+		t.Skipf("chattr +a is not possible here: %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("chattr", "-a", p).Run() })
+	if n, err := RepairTail(p); err != nil || n != 0 {
+		t.Fatalf("RepairTail on an append-only log: %d, %v", n, err)
+	}
+	if _, err := Append(p, Event{Time: "2026-01-01T00:00:01Z", Stage: "y", Actor: "a", Result: ResultOK}); err != nil {
+		t.Fatalf("Append to an append-only log: %v", err)
+	}
+	if h, err := ReadHead(p); err != nil || h.Seq != 2 {
+		t.Fatalf("head %v, %v", h, err)
 	}
 }
