@@ -37,7 +37,7 @@ let
       }
       ''
         cp "$valuePath" "$out"
-        lambda-check config check "$out"
+        lambda-check config check --skip-files "$out"
       '';
 
   channels = cfg.settings.notify.channels or [ ];

@@ -53,6 +53,9 @@ entry to the registry a node trusts; keep the private key off the node.`
 
 // Run makes the key.
 func (c *KeyGenerateCmd) Run(rt *Runtime) error {
+	if !c.Expires.IsZero() && !c.Expires.After(time.Now()) {
+		return errUsage("--expires %s is not in the future: a new key would be expired already (to end a key's validity, 'key show KEY --expires TIME' prints its registry entry with that expiry)", c.Expires.Format(time.RFC3339))
+	}
 	k, err := sign.GenerateKey(c.ID, nil)
 	if err != nil {
 		return &exitcode.UsageError{Err: err}
@@ -95,6 +98,9 @@ func (c *KeyShowCmd) Run(rt *Runtime) error {
 	k, err := sign.ReadPrivateKey(rt.Abs(c.Key))
 	if err != nil {
 		return exitcode.Input(err, "")
+	}
+	if !c.Expires.IsZero() && !c.Expires.After(time.Now()) {
+		rt.Logf("note: this entry expired at %s: nothing it signs from then on counts", c.Expires.Format(time.RFC3339))
 	}
 	return rt.PrintJSON(sign.RegistryKey(k, c.scope()))
 }

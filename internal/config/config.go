@@ -273,6 +273,9 @@ func Parse(b []byte, name string) (*Config, error) {
 	if *probe.SchemaVersion != Version {
 		return nil, fmt.Errorf("config %s: schemaVersion %d is not supported (this build reads %d)", name, *probe.SchemaVersion, Version)
 	}
+	if err := NoDuplicateKeys(b); err != nil {
+		return nil, fmt.Errorf("config %s: %w", name, err)
+	}
 	cfg := Default()
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
@@ -345,6 +348,12 @@ func (c *Config) validate() error {
 	case "", "human", "multisig", "program":
 	default:
 		return fmt.Errorf("governance.backend %q is not human, multisig or program", c.Governance.Backend)
+	}
+	if c.Governance.Backend == "multisig" && c.Governance.Threshold < 1 {
+		return fmt.Errorf("governance.threshold must be at least 1 with the multisig backend, got %d", c.Governance.Threshold)
+	}
+	if c.Governance.Threshold < 0 {
+		return fmt.Errorf("governance.threshold must not be negative, got %d", c.Governance.Threshold)
 	}
 	if t := c.Governance.ProgramTimeout; t != "" {
 		if c.durations.programTimeout, ok = positive(t); !ok {
@@ -434,4 +443,64 @@ func WithPosition(b []byte, err error) error {
 	line := 1 + bytes.Count(b[:off], []byte("\n"))
 	col := off - int64(bytes.LastIndexByte(b[:off], '\n'))
 	return fmt.Errorf("line %d, column %d: %w", line, col, err)
+}
+
+// NoDuplicateKeys refuses a JSON text in which an object names a member
+// twice: encoding/json keeps the last one silently, so two readers (or a
+// reviewer and the program) could see different values.
+func NoDuplicateKeys(b []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	type frame struct {
+		keys   map[string]bool
+		object bool
+		key    bool // the next string token is a key
+	}
+	var stack []*frame
+	for {
+		off := dec.InputOffset()
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return nil // a syntax error: the decoder proper says it, with its place
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if d, ok := tok.(json.Delim); ok {
+			switch d {
+			case '{', '[':
+				if top != nil && top.object {
+					top.key = true // the container was a member's value
+				}
+				stack = append(stack, &frame{keys: map[string]bool{}, object: d == '{', key: d == '{'})
+			case '}', ']':
+				stack = stack[:len(stack)-1]
+				if len(stack) > 0 && stack[len(stack)-1].object {
+					stack[len(stack)-1].key = true
+				}
+			}
+			continue
+		}
+		if top == nil || !top.object {
+			continue
+		}
+		if top.key {
+			k, _ := tok.(string)
+			if top.keys[k] {
+				for off < int64(len(b)) && bytes.IndexByte([]byte(" \t\r\n,:"), b[off]) >= 0 {
+					off++ // to the key itself
+				}
+				line := 1 + bytes.Count(b[:off], []byte("\n"))
+				col := off - int64(bytes.LastIndexByte(b[:off], '\n'))
+				return fmt.Errorf("line %d, column %d: the key %q appears twice in one object", line, col, k)
+			}
+			top.keys[k] = true
+			top.key = false
+		} else {
+			top.key = true
+		}
+	}
 }

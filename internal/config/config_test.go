@@ -80,3 +80,16 @@ func TestGraphExclude(t *testing.T) {
 	_, err = config.Parse([]byte(`{"schemaVersion": 1, "graph": {"exclude": ["["]}}`), "t")
 	assert.ErrorContains(t, err, `graph.exclude: bad pattern "["`)
 }
+
+func TestDuplicateKeysRefused(t *testing.T) {
+	t.Parallel()
+	_, err := config.Parse([]byte("{\"schemaVersion\": 1,\n \"verify\": {\"deadline\": \"1s\", \"deadline\": \"9s\"}}"), "dup")
+	assert.ErrorContains(t, err, `line 2, column 31: the key "deadline" appears twice in one object`)
+	_, err = config.Parse([]byte(`{"schemaVersion": 1, "schemaVersion": 1}`), "dup")
+	assert.ErrorContains(t, err, `"schemaVersion" appears twice`)
+	// The same name in sibling objects, in arrays, as a value: fine.
+	_, err = config.Parse([]byte(`{"schemaVersion": 1, "notify": {"channels": [{"name": "a", "type": "desktop"}, {"name": "b", "type": "desktop"}]}, "verify": {"env": ["name"]}}`), "ok")
+	assert.NilError(t, err)
+	_, err = config.Parse([]byte(`{"schemaVersion": 1, "governance": {"backend": "multisig", "threshold": 0}}`), "t0")
+	assert.ErrorContains(t, err, "governance.threshold must be at least 1")
+}
