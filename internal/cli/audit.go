@@ -129,12 +129,14 @@ type AuditExportCmd struct {
 	Out string `placeholder:"FILE" help:"Where to write the index (default: <state-dir>/audit.index.json)."`
 }
 
-// Run writes the sidecar index.
+// Run writes the sidecar index, under the lock: no event is appended
+// between the log's digest and its lines.
 func (c *AuditExportCmd) Run(rt *Runtime) error {
-	e, err := rt.Workflow()
+	e, release, err := rt.Lock()
 	if err != nil {
 		return err
 	}
+	defer release()
 	out, index, err := workflow.AuditExport(e, absIf(rt, c.Out))
 	if err != nil {
 		return err

@@ -219,14 +219,20 @@ type IndexEntry struct {
 // AuditExport writes the sidecar index to out (default
 // <state-dir>/audit.index.json).
 func AuditExport(e *Env, out string) (string, *AuditIndex, error) {
+	// Streamed: the log is never held in memory whole.
 	p := filepath.Join(e.StateDir, AuditFile)
-	b, err := os.ReadFile(p)
+	digest, err := artifact.DigestFile(p)
 	if err != nil {
 		return "", nil, exitcode.Input(fmt.Errorf("read the audit log: %w", err), "")
 	}
-	index := &AuditIndex{Log: p, Digest: artifact.Digest(b), Entries: []IndexEntry{}}
+	f, err := os.Open(p)
+	if err != nil {
+		return "", nil, exitcode.Input(fmt.Errorf("read the audit log: %w", err), "")
+	}
+	defer f.Close()
+	index := &AuditIndex{Log: p, Digest: digest, Entries: []IndexEntry{}}
 	var off int64
-	err = audit.Scan(bytes.NewReader(b), func(n int64, line []byte) error {
+	err = audit.Scan(f, func(n int64, line []byte) error {
 		ev, err := audit.Decode(line)
 		if err != nil {
 			return &audit.Problem{Line: n, What: err.Error()}
