@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -283,9 +284,12 @@ func (c *GovSignDecisionCmd) Run(rt *Runtime) error {
 	if err != nil {
 		return exitcode.Input(err, "")
 	}
-	in, err := io.ReadAll(io.LimitReader(rt.Env.Stdin, 16<<20))
+	in, err := io.ReadAll(io.LimitReader(rt.Env.Stdin, 16<<20+1))
 	if err != nil {
 		return err
+	}
+	if len(in) > 16<<20 {
+		return exitcode.Input(errors.New("stdin: more than 16 MiB: not a proposal.json"), "pipe a proposal.json in")
 	}
 	env, err := artifact.Decode[propose.Proposal](in, propose.Spec)
 	if err != nil {

@@ -58,13 +58,27 @@ func (r *Repo) ReadFile(rev plumbing.Hash, path string) ([]byte, error) {
 	if !f.Mode.IsFile() || f.Mode == filemode.Symlink {
 		return nil, fmt.Errorf("%s at %s is not a regular file", path, rev)
 	}
+	if f.Size > MaxFile {
+		return nil, fmt.Errorf("%s at %s is %d bytes, more than the %d read from git: %w", path, rev, f.Size, int64(MaxFile), ErrTooLarge)
+	}
 	rd, err := f.Reader()
 	if err != nil {
 		return nil, fmt.Errorf("read %s at %s in %q: %w", path, rev, r.GitDir, err)
 	}
 	defer rd.Close()
-	return io.ReadAll(io.LimitReader(rd, 16<<20))
+	b, err := io.ReadAll(io.LimitReader(rd, MaxFile+1))
+	if err == nil && len(b) > MaxFile {
+		return nil, fmt.Errorf("%s at %s is more than the %d bytes read from git: %w", path, rev, int64(MaxFile), ErrTooLarge)
+	}
+	return b, err
 }
+
+// MaxFile bounds a file read from git's objects (flake.lock, flake.nix,
+// metadata.json): a larger one is an error, never cut short.
+const MaxFile = 16 << 20
+
+// ErrTooLarge: a file read from git is over MaxFile.
+var ErrTooLarge = errors.New("file too large")
 
 // ErrNotIndexed: the work tree file is not the one the index records.
 var ErrNotIndexed = errors.New("work tree file differs from the index")
