@@ -107,6 +107,9 @@ func (r *Repo) ReadIndexedFile(path string) ([]byte, error) {
 	if e.Mode != filemode.Regular && e.Mode != filemode.Executable {
 		return nil, fmt.Errorf("%s is not a regular file: %w", path, ErrNotIndexed)
 	}
+	if int64(e.Size) > MaxFile {
+		return nil, fmt.Errorf("%s is %d bytes, more than the %d read: %w", path, e.Size, int64(MaxFile), ErrTooLarge)
+	}
 	b, err := os.ReadFile(filepath.Join(r.WorkTree, filepath.FromSlash(path)))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w: %w", path, ErrNotIndexed, err)

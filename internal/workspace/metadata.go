@@ -55,10 +55,16 @@ func (m *Metadata) HasCapability(c string) bool {
 	return false
 }
 
-// ParseMetadata decodes a metadata.json. It refuses duplicate keys (two
-// readers could disagree on them), a missing or malformed name, and known
-// keys of the wrong type.
+// MaxMetadata bounds a module's metadata.json (real ones are a few KiB).
+const MaxMetadata = 1 << 20
+
+// ParseMetadata decodes a metadata.json. It refuses one over MaxMetadata,
+// duplicate keys (two readers could disagree on them), a missing or
+// malformed name, and known keys of the wrong type.
 func ParseMetadata(b []byte) (*Metadata, error) {
+	if len(b) > MaxMetadata {
+		return nil, fmt.Errorf("metadata.json: %d bytes, more than the %d a module's metadata may be", len(b), MaxMetadata)
+	}
 	if _, err := sign.Canonical(b); err != nil {
 		return nil, fmt.Errorf("metadata.json: %w", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 	"testing"
 
 	"gotest.tools/v3/assert"
@@ -171,4 +172,11 @@ func TestBuildRegistry(t *testing.T) {
 		{Input: "nixpkgs", Node: "nixpkgs", Source: "github.com/nixos/nixpkgs"},
 		{Input: "user", Node: "user", Source: "github.com/logos-co/user"},
 	})
+}
+
+func TestMetadataBounded(t *testing.T) {
+	big := []byte(`{"name": "m", "description": "` + strings.Repeat("x", MaxMetadata) + `"}`)
+	if _, err := ParseMetadata(big); err == nil || !strings.Contains(err.Error(), "more than the 1048576") {
+		t.Fatalf("ParseMetadata of %d bytes: %v", len(big), err)
+	}
 }
