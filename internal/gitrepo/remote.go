@@ -89,6 +89,7 @@ type RemoteRefs struct {
 // ls-remote), through the git protocol of the URL (file, git, http(s),
 // ssh); ssh authenticates ssh remotes (nil: go-git's defaults).
 func LsRemote(ctx context.Context, url string, ssh *SSH) (*RemoteRefs, error) {
+	boundHTTP()
 	auth, err := ssh.auth(url)
 	if err != nil {
 		return nil, &RemoteError{Kind: RemoteAuth, URL: url, Err: err}
@@ -188,6 +189,7 @@ func OpenStore(dir string, borrow ...*Repo) (*Repo, error) {
 // alternates) that the remote is told about, so it sends only the
 // difference; they are kept as refs/lambda-check/have/<name>.
 func (r *Repo) Fetch(ctx context.Context, url, branch string, haves map[string]plumbing.Hash, ssh *SSH) (plumbing.Hash, error) {
+	boundHTTP()
 	auth, err := ssh.auth(url)
 	if err != nil {
 		return plumbing.ZeroHash, &RemoteError{Kind: RemoteAuth, URL: url, Err: err}

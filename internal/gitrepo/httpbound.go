@@ -1,0 +1,63 @@
+package gitrepo
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/go-git/go-git/v5/plumbing/transport/client"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+)
+
+// MaxAdvertisement bounds a remote's ref advertisement over http(s): a
+// real one is a few KiB to a few MiB (one line per ref); a remote that
+// streams without end is cut off with an error instead of filling memory.
+const MaxAdvertisement = 16 << 20
+
+// ErrAdvertisementTooLarge: a remote advertised more than MaxAdvertisement.
+var ErrAdvertisementTooLarge = errors.New("the remote's ref advertisement is too large")
+
+var installBounded sync.Once
+
+// boundHTTP makes go-git's http(s) transport read at most
+// MaxAdvertisement of any ref advertisement.
+func boundHTTP() {
+	installBounded.Do(func() {
+		c := &http.Client{Transport: boundedTransport{base: http.DefaultTransport}}
+		client.InstallProtocol("http", githttp.NewClient(c))
+		client.InstallProtocol("https", githttp.NewClient(c))
+	})
+}
+
+type boundedTransport struct{ base http.RoundTripper }
+
+func (t boundedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(req)
+	if err != nil || !strings.HasSuffix(req.URL.Path, "/info/refs") {
+		return resp, err
+	}
+	resp.Body = &boundedBody{rc: resp.Body, left: MaxAdvertisement}
+	return resp, nil
+}
+
+type boundedBody struct {
+	rc   io.ReadCloser
+	left int64
+}
+
+func (b *boundedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		return 0, fmt.Errorf("%w: more than %d bytes", ErrAdvertisementTooLarge, int64(MaxAdvertisement))
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.rc.Read(p)
+	b.left -= int64(n)
+	return n, err
+}
+
+func (b *boundedBody) Close() error { return b.rc.Close() }
