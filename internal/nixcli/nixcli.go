@@ -6,6 +6,7 @@ package nixcli
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -21,7 +22,15 @@ type Nix struct {
 	Bin string
 	// Env is the complete environment nix runs with.
 	Env []string
+	// Timeout bounds one nix run (0: DefaultTimeout): an evaluation that
+	// hangs (an import from a slow mount, an infinite recursion Nix does
+	// not catch) fails the stage with a clear error instead of holding
+	// the state lock for ever.
+	Timeout time.Duration
 }
+
+// DefaultTimeout bounds a nix run when Nix.Timeout is 0.
+const DefaultTimeout = 2 * time.Minute
 
 // Find locates nix on PATH.
 func Find(env []string) (*Nix, error) {
@@ -38,12 +47,21 @@ func (n *Nix) Run(ctx context.Context, dir string, args ...string) ([]byte, erro
 }
 
 func (n *Nix) run(ctx context.Context, bin, dir string, args []string) ([]byte, error) {
-	cmd := proc.Command(ctx, proc.Options{WaitDelay: 5 * time.Second}, bin, args...)
+	timeout := n.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	tctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := proc.Command(tctx, proc.Options{WaitDelay: 5 * time.Second}, bin, args...)
 	cmd.Dir = dir
 	cmd.Env = n.Env
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
+		if errors.Is(tctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+			return stdout.Bytes(), fmt.Errorf("nix %s: no answer within %s (killed)", strings.Join(args, " "), timeout)
+		}
 		return stdout.Bytes(), fmt.Errorf("nix %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
 	return stdout.Bytes(), nil
