@@ -364,3 +364,29 @@ func TestRepairTail(t *testing.T) {
 	_, err = Append(p, Event{Time: "2026-11-27T12:00:00Z", Stage: "cycle", Actor: "t", Result: ResultOK})
 	assert.NilError(t, err)
 }
+
+// A checkpoint stays valid after its key expires (validity is at signing
+// time); one signed after the expiry, or dated in the future, does not count.
+func TestCheckpointValidityAtSigning(t *testing.T) {
+	t.Parallel()
+	k, err := sign.GenerateKey("auditor", bytes.NewReader(bytes.Repeat([]byte{3}, 32)))
+	assert.NilError(t, err)
+	expires := t0.Add(time.Hour)
+	rb, err := artifact.Encode(&sign.Registry{SchemaVersion: 1, Keys: []sign.Key{sign.RegistryKey(k, sign.Scope{Roles: []string{sign.RoleCheckpoint}, Expires: expires})}})
+	assert.NilError(t, err)
+	reg, err := sign.ParseRegistry(rb)
+	assert.NilError(t, err)
+	p, _ := writeLog(t, 3)
+	h, err := ReadHead(p)
+	assert.NilError(t, err)
+	before, err := SignCheckpoint(h, k, t0)
+	assert.NilError(t, err)
+	later := t0.Add(30 * 24 * time.Hour)
+	assert.NilError(t, before.VerifySignature(reg, later), "signed while the key was valid")
+	after, err := SignCheckpoint(h, k, expires.Add(time.Minute))
+	assert.NilError(t, err)
+	assert.ErrorContains(t, after.VerifySignature(reg, later), "expired")
+	future, err := SignCheckpoint(h, k, t0.Add(10*time.Minute))
+	assert.NilError(t, err)
+	assert.ErrorContains(t, future.VerifySignature(reg, t0), "after now")
+}

@@ -78,10 +78,23 @@ func ParseCheckpoint(doc []byte) (*Checkpoint, error) {
 	return &Checkpoint{Seq: d.Seq, Head: d.Head, Signer: d.Signer, Document: compact.Bytes()}, nil
 }
 
-// VerifySignature checks a checkpoint's signature against a registry:
-// a key with the checkpoint role, valid at now.
+// VerifySignature checks a checkpoint's signature against a registry: a
+// key with the checkpoint role, valid when the checkpoint was signed (its
+// signed time, which must not be after now): a checkpoint stays valid after
+// its key expires, and an expired key signs none that count.
 func (c *Checkpoint) VerifySignature(reg *sign.Registry, now time.Time) error {
-	ch, err := sign.Verify(c.Document, CheckpointDomain, reg, func(k *sign.Key) error { return k.Allows(sign.RoleCheckpoint, "", now) })
+	var d checkpointDoc
+	if err := json.Unmarshal(c.Document, &d); err != nil {
+		return fmt.Errorf("checkpoint at seq %d: %w", c.Seq, err)
+	}
+	at, err := time.Parse(time.RFC3339, d.Time)
+	if err != nil {
+		return fmt.Errorf("checkpoint at seq %d: time %q is not RFC 3339", c.Seq, d.Time)
+	}
+	if at.After(now.Add(5 * time.Minute)) {
+		return fmt.Errorf("checkpoint at seq %d is signed at %s, after now", c.Seq, d.Time)
+	}
+	ch, err := sign.Verify(c.Document, CheckpointDomain, reg, func(k *sign.Key) error { return k.Allows(sign.RoleCheckpoint, "", at) })
 	if err != nil {
 		return err
 	}

@@ -35,6 +35,7 @@ type Config struct {
 	Heal       Heal       `json:"heal"`
 	Cycle      Cycle      `json:"cycle"`
 	Propose    Propose    `json:"propose"`
+	Audit      Audit      `json:"audit"`
 	Notify     Notify     `json:"notify"`
 	// Dir is the directory of the configuration file (the state directory
 	// when there is none): relative paths are resolved against it.
@@ -143,6 +144,14 @@ type Cycle struct {
 	// ReportHTML, when set, is where every cycle writes the HTML report
 	// (a dashboard a web server can serve).
 	ReportHTML string `json:"reportHtml,omitempty"`
+}
+
+// Audit configures the audit log.
+type Audit struct {
+	// CheckpointKey is a private key file with the checkpoint role: every
+	// cycle ends by signing a checkpoint of the log's head with it, so
+	// nothing before it can be rewritten or truncated unnoticed.
+	CheckpointKey string `json:"checkpointKey,omitempty"`
 }
 
 // Propose configures how upgrades become proposals.

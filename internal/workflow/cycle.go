@@ -13,6 +13,7 @@ import (
 	"github.com/lambda-os/lambda-check/internal/audit"
 	"github.com/lambda-os/lambda-check/internal/config"
 	"github.com/lambda-os/lambda-check/internal/exitcode"
+	"github.com/lambda-os/lambda-check/internal/sign"
 	"github.com/lambda-os/lambda-check/internal/stage/cycle"
 	"github.com/lambda-os/lambda-check/internal/stage/governance"
 	"github.com/lambda-os/lambda-check/internal/stage/policy"
@@ -99,6 +100,13 @@ func Cycle(ctx context.Context, e *Env, o CycleOptions) (*cycle.Summary, error) 
 	}
 	if _, err := writeArtifact(e, cycle.Spec, e.File("cycle.json"), nil, sum, ev); err != nil {
 		return nil, err
+	}
+	// The log anchors itself: a checkpoint of its head, this round's
+	// events included.
+	if p := cfg.Path(cfg.Audit.CheckpointKey); p != "" {
+		if err := checkpointWith(e, p); err != nil {
+			e.Logf("warning: audit.checkpointKey: %v", err)
+		}
 	}
 	if p := cfg.Path(cfg.Cycle.ReportHTML); p != "" {
 		// The round is done and recorded; a report that cannot be written
@@ -419,4 +427,19 @@ func (r *round) notify(ctx context.Context) cycle.Outcome {
 		return cycle.Outcome{Status: cycle.StatusFail, Detail: detail, Counts: counts}
 	}
 	return judged(nil, detail, counts)
+}
+
+// checkpointWith signs a checkpoint of the log's head with the key file p;
+// a failure is recorded.
+func checkpointWith(e *Env, p string) error {
+	k, err := sign.ReadPrivateKey(p)
+	if err == nil {
+		_, err = Checkpoint(e, k)
+	}
+	if err != nil {
+		if rerr := e.Record(audit.Event{Stage: "checkpoint", Result: audit.ResultFail, Detail: "the cycle's checkpoint: " + err.Error()}); rerr != nil {
+			return rerr
+		}
+	}
+	return err
 }
