@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -183,8 +184,11 @@ func WriteFile(path string, b []byte, perm os.FileMode) error {
 	}
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%s: the directory %s does not exist", path, dir)
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: cannot write in %s: %w", path, dir, errors.Unwrap(err))
 	}
 	tmp := f.Name()
 	ok := false

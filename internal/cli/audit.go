@@ -137,7 +137,11 @@ func (c *AuditExportCmd) Run(rt *Runtime) error {
 		return err
 	}
 	defer release()
-	out, index, err := workflow.AuditExport(e, absIf(rt, c.Out))
+	outp, err := outFile(rt, c.Out)
+	if err != nil {
+		return err
+	}
+	out, index, err := workflow.AuditExport(e, outp)
 	if err != nil {
 		return err
 	}

@@ -28,12 +28,16 @@ submodules that no flake input pins are listed apart, as unplaced.`
 
 // Run writes the plan.
 func (c *PlanCmd) Run(rt *Runtime) error {
+	out, err := outFile(rt, c.Out)
+	if err != nil {
+		return err
+	}
 	e, release, err := rt.Lock()
 	if err != nil {
 		return err
 	}
 	defer release()
-	res, err := workflow.Plan(rt.Ctx, e, workflow.PlanOptions{Inputs: c.Input, All: c.All, NoEval: c.NoEval, Out: absIf(rt, c.Out)})
+	res, err := workflow.Plan(rt.Ctx, e, workflow.PlanOptions{Inputs: c.Input, All: c.All, NoEval: c.NoEval, Out: out})
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,11 @@
 package cli
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/lambda-os/lambda-check/internal/exitcode"
 	"github.com/lambda-os/lambda-check/internal/stage/policy"
 	"github.com/lambda-os/lambda-check/internal/stage/snapshot"
 	"github.com/lambda-os/lambda-check/internal/workflow"
@@ -52,7 +57,9 @@ func (c *PolicyCmd) Run(rt *Runtime) error {
 			return err
 		}
 	}
-	o.Out = absIf(rt, c.Out)
+	if o.Out, err = outFile(rt, c.Out); err != nil {
+		return err
+	}
 	e, release, err := rt.Lock()
 	if err != nil {
 		return err
@@ -79,6 +86,22 @@ func absIf(rt *Runtime, p string) string {
 		return ""
 	}
 	return rt.Abs(p)
+}
+
+// outFile is an --out FILE made absolute and checked before any work: its
+// directory must exist and it must not be a directory (bad input, 82).
+func outFile(rt *Runtime, p string) (string, error) {
+	if p == "" {
+		return "", nil
+	}
+	abs := rt.Abs(p)
+	if st, err := os.Stat(abs); err == nil && st.IsDir() {
+		return "", exitcode.Input(fmt.Errorf("--out %s is a directory", p), "give a file name")
+	}
+	if st, err := os.Stat(filepath.Dir(abs)); err != nil || !st.IsDir() {
+		return "", exitcode.Input(fmt.Errorf("--out %s: the directory %s does not exist", p, filepath.Dir(abs)), "create it, or write elsewhere")
+	}
+	return abs, nil
 }
 
 func (c *PolicyCmd) listRules(rt *Runtime) error {

@@ -42,9 +42,9 @@ func (c *SnapshotCmd) Run(rt *Runtime) error {
 		return err
 	}
 	defer release()
-	out := ""
-	if c.Out != "" {
-		out = rt.Abs(c.Out)
+	out, err := outFile(rt, c.Out)
+	if err != nil {
+		return err
 	}
 	w, err := workflow.TakeSnapshot(rt.Ctx, e, out)
 	if err != nil {

@@ -49,7 +49,11 @@ artifact is written either way. Writes upgrades.json, which 'plan' and
 
 // Run checks the remotes.
 func (c *UpgradesCmd) Run(rt *Runtime) error {
-	o := workflow.UpgradesOptions{Offline: c.Offline, Parallelism: c.Parallelism, Timeout: c.Timeout, Out: absIf(rt, c.Out)}
+	out, err := outFile(rt, c.Out)
+	if err != nil {
+		return err
+	}
+	o := workflow.UpgradesOptions{Offline: c.Offline, Parallelism: c.Parallelism, Timeout: c.Timeout, Out: out}
 	if _, err := rt.Config(); err != nil {
 		return err
 	}
