@@ -161,7 +161,16 @@ func Append(path string, e Event) (*Event, error) {
 	if err != nil {
 		return nil, noFollow(path, err)
 	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
 	if _, err := f.Write(line); err != nil {
+		// A short write (a full disk) would leave a torn line: cut the
+		// log back to where it was (an append-only log refuses, and the
+		// next lock holder's repair moves the torn part aside).
+		_ = f.Truncate(st.Size())
 		f.Close()
 		return nil, err
 	}
