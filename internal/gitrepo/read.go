@@ -119,3 +119,17 @@ func (r *Repo) ReadIndexedFile(path string) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// CommitParentAndMessage is a commit's first parent ("" for a root
+// commit) and its message.
+func (r *Repo) CommitParentAndMessage(h plumbing.Hash) (string, string, error) {
+	c, err := object.GetCommit(r.Storage(), h)
+	if err != nil {
+		return "", "", fmt.Errorf("read commit %s in %q: %w", h, r.GitDir, err)
+	}
+	parent := ""
+	if len(c.ParentHashes) > 0 {
+		parent = c.ParentHashes[0].String()
+	}
+	return parent, c.Message, nil
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/lambda-os/lambda-check/internal/flake"
 	"github.com/lambda-os/lambda-check/internal/gitrepo"
 	"github.com/lambda-os/lambda-check/internal/nixcli"
+	"github.com/lambda-os/lambda-check/internal/stage/governance"
 	"github.com/lambda-os/lambda-check/internal/statedir"
 )
 
@@ -31,6 +32,7 @@ const (
 	HistoryFile    = "verify-history.jsonl"
 	IntegrityCache = "integrity-cache.json"
 	NotifyMemory   = "notify-state.json"
+	ApplyJournal   = "apply-journal.json"
 )
 
 // Env is what every workflow runs in: the workspace, the state directory
@@ -133,6 +135,18 @@ func (e *Env) Lock(ctx context.Context, wait time.Duration) (release func(), err
 	if _, err := sd.Sweep(); err != nil {
 		release()
 		return nil, err
+	}
+	// An apply a crash interrupted is finished or undone before anything
+	// else reads the workspace.
+	if did, err := governance.Recover(sd.File(ApplyJournal)); err != nil {
+		release()
+		return nil, exitcode.Input(err, "look at the workspace with git status; the journal holds what the apply saved")
+	} else if did != "" {
+		e.Logf("%s", did)
+		if err := e.Record(audit.Event{Stage: "apply", Result: audit.ResultFail, Detail: "recovered: " + did}); err != nil {
+			release()
+			return nil, err
+		}
 	}
 	if n, err := audit.RepairTail(sd.File(AuditFile)); err != nil {
 		release()

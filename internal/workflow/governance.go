@@ -230,7 +230,7 @@ func Apply(ctx context.Context, e *Env, genv governance.Env, id string, noCommit
 	if err != nil {
 		return nil, err
 	}
-	res, err := governance.Apply(ctx, governance.ApplyRequest{Env: genv, ID: id, NoCommit: noCommit,
+	res, err := governance.Apply(ctx, governance.ApplyRequest{Env: genv, ID: id, NoCommit: noCommit, Journal: e.File(ApplyJournal),
 		Committer: committer(e), Git: gcfg, SSH: ssh, InsteadOf: e.Config.Upgrades.InsteadOf})
 	var done *governance.Done
 	if errors.As(err, &done) {

@@ -183,7 +183,7 @@ func applyQuiet(ctx context.Context, e *Env, genv governance.Env, id string) (*g
 	if err != nil {
 		return nil, err
 	}
-	res, err := governance.Apply(ctx, governance.ApplyRequest{Env: genv, ID: id,
+	res, err := governance.Apply(ctx, governance.ApplyRequest{Env: genv, ID: id, Journal: e.File(ApplyJournal),
 		Committer: committer(e), Git: gcfg, SSH: ssh, InsteadOf: e.Config.Upgrades.InsteadOf})
 	var done *governance.Done
 	if err != nil && !errors.As(err, &done) {

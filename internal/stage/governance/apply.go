@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,7 +36,12 @@ type ApplyRequest struct {
 	SSH       *gitrepo.SSH
 	InsteadOf map[string]string
 
-	failAt string // tests: fail after this step
+	// Journal is where the apply saves what it changes before its first
+	// change (see Recover); "" keeps no journal.
+	Journal string
+
+	failAt  string // tests: fail after this step
+	crashAt string // tests: stop dead after this step, as a kill would
 }
 
 // ApplyResult says what apply did.
@@ -227,8 +233,31 @@ func Apply(ctx context.Context, req ApplyRequest) (*ApplyResult, error) {
 		}
 	}
 	committed := false
-	var branchRef string
+	branchRef := "HEAD"
+	if h, err := super.Head(); err == nil && h.Branch != "" {
+		branchRef = "refs/heads/" + h.Branch
+	}
+	// Saved before the first change: a crash from here on is undone by
+	// the next lock holder (Recover).
+	if req.Journal != "" {
+		jr := &journal{Proposal: p.ID, Root: snap.Root, Decisions: req.Decisions, BranchRef: branchRef, Head: head.String(),
+			HasLock: len(p.Lock) > 0, FlakeLock: oldLock, Index: oldSuperIndex}
+		for i, s := range subs {
+			jr.Subs = append(jr.Subs, journalSub{Path: s.Submodule, From: s.From, Index: olds[i].index, HEAD: olds[i].head})
+		}
+		if err := writeJournal(req.Journal, jr); err != nil {
+			return nil, fmt.Errorf("write the apply journal: %w", err)
+		}
+	}
 	rollback := func(cause error) error {
+		if errors.Is(cause, errCrashed) {
+			return cause // a test's kill: nothing runs after it
+		}
+		defer func() {
+			if req.Journal != "" {
+				os.Remove(req.Journal)
+			}
+		}()
 		var errs []string
 		if committed {
 			if err := super.SetRef(branchRef, head); err != nil {
@@ -266,6 +295,9 @@ func Apply(ctx context.Context, req ApplyRequest) (*ApplyResult, error) {
 		if req.failAt == name {
 			return fmt.Errorf("injected failure after %s", name)
 		}
+		if req.crashAt == name {
+			return errCrashed
+		}
 		return nil
 	}
 	for _, s := range subs {
@@ -300,14 +332,6 @@ func Apply(ctx context.Context, req ApplyRequest) (*ApplyResult, error) {
 		res.Applied.Signers = append(res.Applied.Signers, s.Key)
 	}
 	if !req.NoCommit {
-		h, err := super.Head()
-		if err != nil {
-			return nil, rollback(err)
-		}
-		branchRef = "HEAD"
-		if h.Branch != "" {
-			branchRef = "refs/heads/" + h.Branch
-		}
 		msg := propose.Message(p)
 		for _, s := range st.Approvals {
 			line := "Approved-by: " + s.Key
@@ -342,8 +366,15 @@ func Apply(ctx context.Context, req ApplyRequest) (*ApplyResult, error) {
 		return artifact.WriteFile(filepath.Join(RecordsFor(req.Decisions, p.ID).Dir, AppliedFile), b, 0o644)
 	})
 	if err != nil {
-		os.Remove(filepath.Join(RecordsFor(req.Decisions, p.ID).Dir, AppliedFile))
+		if !errors.Is(err, errCrashed) {
+			os.Remove(filepath.Join(RecordsFor(req.Decisions, p.ID).Dir, AppliedFile))
+		}
 		return nil, rollback(err)
+	}
+	if req.Journal != "" {
+		if err := os.Remove(req.Journal); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return res, fmt.Errorf("applied, but the journal was not removed: %w", err)
+		}
 	}
 	return res, nil
 }

@@ -668,3 +668,65 @@ func TestGroupAppliesAsAUnit(t *testing.T) {
 		})
 	}
 }
+
+// A kill at any step of apply (the test stops it dead after the step,
+// leaving what a kill leaves) is undone by Recover from the journal: the
+// workspace is as it was, no lock file stays, and the apply then succeeds.
+// After the record step the apply had finished: Recover keeps it.
+func TestApplyCrashRecovered(t *testing.T) {
+	t.Parallel()
+	for _, step := range []string{"checkout", "lock", "index", "commit", "record"} {
+		t.Run(step, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			env := f.env(t, Config{Backend: Human})
+			id := f.ids[0]
+			_, err := Record(env, id, Approve, "", f.keys["alice"])
+			assert.NilError(t, err)
+			before := f.snapshot(t)
+			status := git(t, f.ws.Root, "status", "--porcelain=v2", "--branch")
+			lock, err := os.ReadFile(filepath.Join(f.ws.Root, "flake.lock"))
+			assert.NilError(t, err)
+			journal := filepath.Join(f.state, "apply-journal.json")
+			req := ApplyRequest{Env: env, ID: id, Journal: journal, crashAt: step, Committer: gitrepo.Signature{Name: "op", Email: "op@node"}}
+			_, err = Apply(context.Background(), req)
+			assert.Assert(t, errors.Is(err, errCrashed), "%v", err)
+			_, err = os.Stat(journal)
+			assert.NilError(t, err, "the journal stays after a crash")
+
+			if step == "lock" {
+				// Killed while writing the index: its lock file stays.
+				assert.NilError(t, os.WriteFile(filepath.Join(f.ws.Root, ".git", "index.lock"), []byte("half"), 0o644))
+			}
+			did, err := Recover(journal)
+			assert.NilError(t, err)
+			_, err = os.Stat(journal)
+			assert.Assert(t, errors.Is(err, os.ErrNotExist), "the journal goes")
+			_, err = os.Stat(filepath.Join(f.ws.Root, ".git", "index.lock"))
+			assert.Assert(t, errors.Is(err, os.ErrNotExist), "the dead apply's lock file goes")
+			if step == "record" {
+				assert.Assert(t, strings.Contains(did, "had finished"), did)
+				env.Snapshot = f.snapshot(t)
+				st, err := EvaluateOne(env, id)
+				assert.NilError(t, err)
+				assert.Equal(t, st.State, StateApplied)
+				return
+			}
+			assert.Assert(t, strings.Contains(did, "was undone"), did)
+			assert.DeepEqual(t, workspace.Compare(before, f.snapshot(t)), []workspace.Difference(nil))
+			assert.Equal(t, git(t, f.ws.Root, "status", "--porcelain=v2", "--branch"), status)
+			after, err := os.ReadFile(filepath.Join(f.ws.Root, "flake.lock"))
+			assert.NilError(t, err)
+			assert.Equal(t, string(after), string(lock))
+			env.Snapshot = f.snapshot(t)
+			st, err := EvaluateOne(env, id)
+			assert.NilError(t, err)
+			assert.Equal(t, st.State, StateApproved)
+			req.crashAt = ""
+			_, err = Apply(context.Background(), req)
+			assert.NilError(t, err)
+			_, err = os.Stat(journal)
+			assert.Assert(t, errors.Is(err, os.ErrNotExist))
+		})
+	}
+}
