@@ -17,6 +17,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	"github.com/lambda-os/lambda-check/internal/artifact"
+	"github.com/lambda-os/lambda-check/internal/audit"
 	"github.com/lambda-os/lambda-check/internal/config"
 	"github.com/lambda-os/lambda-check/internal/exitcode"
 	"github.com/lambda-os/lambda-check/internal/statedir"
@@ -120,6 +121,9 @@ type Runtime struct {
 	Globals *Globals
 	cfg     *config.Config
 	wf      *workflow.Env
+	// locked says the command took the state lock (a failure after it is
+	// recorded).
+	locked bool
 }
 
 // Abs resolves p against the working directory.
@@ -241,6 +245,7 @@ func (rt *Runtime) Lock() (*workflow.Env, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	rt.locked = true
 	return e, release, nil
 }
 
@@ -309,7 +314,29 @@ func Main(ctx context.Context, args []string, env Env) int {
 	}
 	rt := &Runtime{Ctx: ctx, Env: env, Globals: &c.Globals}
 	err = kctx.Run(rt)
+	rt.recordFailure(kctx.Command(), err)
 	return report(env.Stderr, err)
+}
+
+// recordFailure records in the audit log a command that took the state
+// lock and then broke (an error or bad input, not a verdict): every stage
+// that ran leaves an event, also one that failed.
+func (rt *Runtime) recordFailure(command string, err error) {
+	code := exitcode.Of(err)
+	if rt.wf == nil || !rt.locked || code == exitcode.OK || code == exitcode.Fail || code == exitcode.Busy || code == exitcode.Cancelled {
+		return
+	}
+	release, lerr := rt.wf.Lock(context.Background(), time.Second)
+	if lerr != nil {
+		return
+	}
+	defer release()
+	stage := strings.Fields(command)
+	name := "command"
+	if len(stage) > 0 {
+		name = stage[0]
+	}
+	_ = rt.wf.Record(audit.Event{Stage: name, Result: audit.ResultError, Detail: command + ": " + err.Error()})
 }
 
 // report prints err in the house grammar and returns its exit code.
