@@ -133,3 +133,16 @@ func (r *Repo) CommitParentAndMessage(h plumbing.Hash) (string, string, error) {
 	}
 	return parent, c.Message, nil
 }
+
+// CommitHooks lists the hooks git would run on a commit in this
+// repository (pre-commit, prepare-commit-msg, commit-msg, post-commit):
+// executable files in its hooks directory (core.hooksPath is not read).
+func (r *Repo) CommitHooks() []string {
+	var out []string
+	for _, n := range []string{"pre-commit", "prepare-commit-msg", "commit-msg", "post-commit"} {
+		if fi, err := os.Stat(filepath.Join(r.GitDir, "hooks", n)); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			out = append(out, n)
+		}
+	}
+	return out
+}

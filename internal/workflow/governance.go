@@ -250,6 +250,9 @@ func Apply(ctx context.Context, e *Env, genv governance.Env, id string, noCommit
 	if err := e.Record(audit.Event{Stage: "apply", Output: output("lambda-check/applied", "", b), Detail: detail}); err != nil {
 		return nil, err
 	}
+	if len(res.SkippedHooks) > 0 {
+		e.Logf("note: the commit was made in-process: the workspace's %s hooks did not run (the change was checked by policy and approved instead)", strings.Join(res.SkippedHooks, ", "))
+	}
 	return &ApplyResult{Applied: &res.Applied}, nil
 }
 

@@ -47,6 +47,9 @@ type ApplyRequest struct {
 // ApplyResult says what apply did.
 type ApplyResult struct {
 	Applied Applied
+	// SkippedHooks are the superproject's commit hooks the in-process
+	// commit did not run.
+	SkippedHooks []string
 }
 
 // ErrNotClean: the workspace is not clean where the proposal touches it.
@@ -328,6 +331,9 @@ func Apply(ctx context.Context, req ApplyRequest) (*ApplyResult, error) {
 	}
 	res := &ApplyResult{Applied: Applied{Proposal: p.ID, ProposalDigest: b.Digest, Staged: req.NoCommit,
 		Time: req.Now.UTC().Format(time.RFC3339), Signers: []string{}, Onto: onto}}
+	if !req.NoCommit {
+		res.SkippedHooks = super.CommitHooks()
+	}
 	for _, s := range st.Approvals {
 		res.Applied.Signers = append(res.Applied.Signers, s.Key)
 	}
