@@ -260,7 +260,7 @@ func (l *Lock) Resolve(node, input string) (string, error) {
 
 func (l *Lock) resolve(node, input string, depth int) (string, error) {
 	if depth > 64 {
-		return "", fmt.Errorf("follows of %q.%q: too deep (a follows cycle?)", node, input)
+		return "", &FollowsCycleError{Node: node, Input: input}
 	}
 	n, ok := l.Nodes[node]
 	if !ok {
@@ -281,6 +281,10 @@ func (l *Lock) ResolvePath(path []string, depth int) (string, error) {
 	cur := l.Root
 	for _, in := range path {
 		next, err := l.resolve(cur, in, depth)
+		var fc *FollowsCycleError
+		if errors.As(err, &fc) {
+			return "", err // said once, not once per step of the cycle
+		}
 		if err != nil {
 			return "", fmt.Errorf("follows %q: %w", strings.Join(path, "/"), err)
 		}
@@ -313,4 +317,12 @@ func (l *Lock) RootInputs() ([]ResolvedInput, error) {
 type ResolvedInput struct {
 	Input string
 	Node  string
+}
+
+// FollowsCycleError: following an input's follows never ends (more than
+// 64 deep: a cycle).
+type FollowsCycleError struct{ Node, Input string }
+
+func (e *FollowsCycleError) Error() string {
+	return fmt.Sprintf("follows of %q.%q: a follows cycle (more than 64 follows deep)", e.Node, e.Input)
 }

@@ -2,6 +2,7 @@ package flake_test
 
 import (
 	"bytes"
+	"errors"
 	"testing"
 
 	"gotest.tools/v3/assert"
@@ -115,7 +116,7 @@ func TestFollowsCycleIsAnError(t *testing.T) {
 	l, err := flake.ParseLock([]byte(cyc))
 	assert.NilError(t, err)
 	_, err = l.Resolve("root", "a")
-	assert.ErrorContains(t, err, "too deep")
+	assert.ErrorContains(t, err, "a follows cycle")
 }
 
 func TestParseLockErrors(t *testing.T) {
@@ -161,4 +162,20 @@ func FuzzParseLock(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A follows cycle is said once, in a short message, not unrolled.
+func TestFollowsCycleSaidOnce(t *testing.T) {
+	l, err := flake.ParseLock([]byte(`{"nodes": {"root": {"inputs": {"a": "a", "b": "b"}},
+		"a": {"inputs": {"x": ["b", "x"]}, "locked": {"type": "path", "path": "/a"}, "original": {"type": "path", "path": "/a"}},
+		"b": {"inputs": {"x": ["a", "x"]}, "locked": {"type": "path", "path": "/b"}, "original": {"type": "path", "path": "/b"}}},
+		"root": "root", "version": 7}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = l.Resolve("a", "x")
+	var fc *flake.FollowsCycleError
+	if !errors.As(err, &fc) || len(err.Error()) > 200 {
+		t.Fatalf("a follows cycle: %d bytes: %.300v", len(err.Error()), err)
+	}
 }
