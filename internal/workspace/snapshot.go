@@ -6,6 +6,9 @@ package workspace
 
 import (
 	"sort"
+	"strconv"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/lambda-os/lambda-check/internal/artifact"
 )
@@ -149,4 +152,16 @@ func (s *Snapshot) Submodule(path string) *Submodule {
 		}
 	}
 	return nil
+}
+
+// RecordedPath is how a file name is written in a snapshot: as it is when
+// it is valid UTF-8 and does not start with a double quote; otherwise
+// quoted as a Go string (invalid bytes as \xNN), as git's core.quotePath
+// does. JSON would turn every invalid byte into U+FFFD, and two different
+// names into one.
+func RecordedPath(name string) string {
+	if utf8.ValidString(name) && !strings.HasPrefix(name, `"`) {
+		return name
+	}
+	return strconv.Quote(name)
 }

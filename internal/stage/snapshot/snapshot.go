@@ -253,12 +253,15 @@ func emptyChanges() workspace.Changes {
 func changes(st *gitrepo.Status) workspace.Changes {
 	c := emptyChanges()
 	for _, f := range st.Staged {
+		f.Path = workspace.RecordedPath(f.Path)
 		c.Staged = append(c.Staged, workspace.FileChange(f))
 	}
 	for _, f := range st.Unstaged {
+		f.Path = workspace.RecordedPath(f.Path)
 		c.Unstaged = append(c.Unstaged, workspace.FileChange(f))
 	}
 	for _, u := range st.Untracked {
+		u.Path = workspace.RecordedPath(u.Path)
 		c.Untracked = append(c.Untracked, workspace.Untracked(u))
 	}
 	return c

@@ -126,3 +126,21 @@ func TestSubmoduleSymlinksNotFollowed(t *testing.T) {
 		}
 	}
 }
+
+// File names that are not valid UTF-8 are recorded quoted, so two of them
+// never collide as U+FFFD.
+func TestInvalidUTF8NamesDistinct(t *testing.T) {
+	t.Parallel()
+	ws, err := sample.Generate(context.Background(), t.TempDir(), sample.Options{Modules: 1})
+	assert.NilError(t, err)
+	for _, n := range []string{"a\xff", "a\xfe", `"quoted"`} {
+		assert.NilError(t, os.WriteFile(filepath.Join(ws.Root, n), []byte("x"), 0o644))
+	}
+	res, err := snapshot.Run(context.Background(), snapshot.Request{Workspace: ws.Root, Parallelism: 2})
+	assert.NilError(t, err)
+	var got []string
+	for _, u := range res.Snapshot.Superproject.Changes.Untracked {
+		got = append(got, u.Path)
+	}
+	assert.DeepEqual(t, got, []string{`"\"quoted\""`, `"a\xfe"`, `"a\xff"`})
+}
