@@ -19,6 +19,7 @@ import (
 	"github.com/lambda-os/lambda-check/internal/exitcode"
 	"github.com/lambda-os/lambda-check/internal/flake"
 	"github.com/lambda-os/lambda-check/internal/gitrepo"
+	"github.com/lambda-os/lambda-check/internal/logos"
 	"github.com/lambda-os/lambda-check/internal/nixcli"
 	"github.com/lambda-os/lambda-check/internal/stage/governance"
 	"github.com/lambda-os/lambda-check/internal/statedir"
@@ -135,6 +136,16 @@ func (e *Env) Lock(ctx context.Context, wait time.Duration) (release func(), err
 	if _, err := sd.Sweep(); err != nil {
 		release()
 		return nil, err
+	}
+	// What a killed lambda-check left running (a decider's or a host's
+	// children) is killed and said.
+	if killed := logos.KillLeftovers(sd.File("running")); len(killed) > 0 {
+		e.Logf("killed the process groups %v an interrupted lambda-check left running", killed)
+		if err := e.Record(audit.Event{Stage: "lock", Result: audit.ResultFail,
+			Detail: fmt.Sprintf("killed leftover process groups %v of an interrupted run", killed)}); err != nil {
+			release()
+			return nil, err
+		}
 	}
 	// An apply a crash interrupted is finished or undone before anything
 	// else reads the workspace.

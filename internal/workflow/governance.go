@@ -10,6 +10,7 @@ import (
 	"github.com/lambda-os/lambda-check/internal/audit"
 	"github.com/lambda-os/lambda-check/internal/exitcode"
 	"github.com/lambda-os/lambda-check/internal/gitrepo"
+	"github.com/lambda-os/lambda-check/internal/logos"
 	"github.com/lambda-os/lambda-check/internal/sign"
 	"github.com/lambda-os/lambda-check/internal/stage/governance"
 	"github.com/lambda-os/lambda-check/internal/stage/propose"
@@ -52,6 +53,7 @@ func Governance(ctx context.Context, e *Env, snap *Snap) (governance.Env, error)
 	if err := e.Open(); err != nil {
 		return governance.Env{}, err
 	}
+	gc.Track = &logos.Tracker{Dir: e.File("running")}
 	if snap == nil {
 		if e.Held() {
 			snap, err = TakeSnapshot(ctx, e, "")

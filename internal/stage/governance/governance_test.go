@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -729,4 +731,41 @@ func TestApplyCrashRecovered(t *testing.T) {
 			assert.Assert(t, errors.Is(err, os.ErrNotExist))
 		})
 	}
+}
+
+// A decider's children go with it: one left running in the background
+// (holding its output) is killed, and its decision still counts.
+func TestDeciderChildrenDoNotSurvive(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "child")
+	bound, err := LoadBound(filepath.Join(f.state, "proposals"), f.ids[0])
+	assert.NilError(t, err)
+	raw, err := SignDecision(bound, Approve, "", Program, f.keys["alice"], now)
+	assert.NilError(t, err)
+	decision := filepath.Join(dir, "decision.json")
+	assert.NilError(t, os.WriteFile(decision, raw, 0o644))
+	script := fmt.Sprintf("sleep 300 & echo $! > %s; cat %s", pidFile, decision)
+	env := f.env(t, Config{Backend: Program, Program: []string{"/bin/sh", "-c", script}})
+	_, err = Decide(context.Background(), env, f.ids[0])
+	assert.NilError(t, err)
+	b, err := os.ReadFile(pidFile)
+	assert.NilError(t, err)
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	assert.NilError(t, err)
+	for i := 0; i < 100 && alive(pid); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	assert.Assert(t, !alive(pid), "the decider's child %d survived", pid)
+}
+
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }

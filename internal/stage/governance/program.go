@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -65,7 +66,25 @@ func Decide(ctx context.Context, env Env, id string) (*Decision, error) {
 	var out, errb bytes.Buffer
 	cmd.Stdout = &limited{w: &out, n: 1 << 20}
 	cmd.Stderr = &limited{w: &errb, n: 64 << 10}
-	if err := cmd.Run(); err != nil {
+	err = cmd.Start()
+	if err == nil {
+		pgid := cmd.Process.Pid
+		if env.Config.Track != nil {
+			env.Config.Track.Add(pgid)
+		}
+		err = cmd.Wait()
+		// Whatever the decider left running goes with it; a child that
+		// kept its output open does not make a decision that was given
+		// fail.
+		_ = proc.KillGroup(pgid)
+		if env.Config.Track != nil {
+			env.Config.Track.Done(pgid)
+		}
+		if errors.Is(err, exec.ErrWaitDelay) && cmd.ProcessState != nil && cmd.ProcessState.Success() {
+			err = nil
+		}
+	}
+	if err != nil {
 		if errors.Is(cctx.Err(), context.DeadlineExceeded) {
 			err = fmt.Errorf("no answer within %s", timeout)
 		}

@@ -71,6 +71,12 @@ type Config struct {
 	ProgramTimeout time.Duration
 	// Environ is the decider's environment (nil: a PATH alone).
 	Environ []string `json:"-"`
+	// Track records the decider's process group while it runs, so that
+	// the next run kills what a killed lambda-check left (nil: none).
+	Track interface {
+		Add(pgid int)
+		Done(pgid int)
+	} `json:"-"`
 }
 
 // Validate checks a configuration against a registry.
