@@ -140,7 +140,7 @@ func (e *Env) Lock(ctx context.Context, wait time.Duration) (release func(), err
 	// What a killed lambda-check left running (a decider's or a host's
 	// children) is killed and said.
 	if killed := logos.KillLeftovers(sd.File("running")); len(killed) > 0 {
-		e.Logf("killed the process groups %v an interrupted lambda-check left running", killed)
+		e.Logf("killed the leftover process groups %v of an earlier, interrupted lambda-check", killed)
 		if err := e.Record(audit.Event{Stage: "lock", Result: audit.ResultFail,
 			Detail: fmt.Sprintf("killed leftover process groups %v of an interrupted run", killed)}); err != nil {
 			release()
