@@ -3,6 +3,7 @@ package workflow
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -65,6 +66,13 @@ func AuditVerify(ctx context.Context, e *Env, fromCodex, codexURL string) (*Audi
 			return nil, err
 		}
 		out.Source = p
+		// This node wrote further than the log goes now: restored from an
+		// older copy, or cut at a line boundary.
+		var last audit.Head
+		if b, err := os.ReadFile(filepath.Join(e.StateDir, AuditHead)); err == nil && json.Unmarshal(b, &last) == nil &&
+			out.Report.Problem == nil && out.Report.Events < last.Seq {
+			out.Report.Problem = &audit.Problem{Seq: last.Seq, What: fmt.Sprintf("the log ends at seq %d, but this node had written up to seq %d (%s): it was rewound or restored from an older copy", out.Report.Events, last.Seq, AuditHead)}
+		}
 	}
 	if reg == nil && why != "" {
 		out.Report.Notes = append(out.Report.Notes, why)

@@ -8,6 +8,7 @@ package workflow
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -34,6 +35,7 @@ const (
 	IntegrityCache = "integrity-cache.json"
 	NotifyMemory   = "notify-state.json"
 	ApplyJournal   = "apply-journal.json"
+	AuditHead      = "audit-head.json"
 )
 
 // Env is what every workflow runs in: the workspace, the state directory
@@ -130,6 +132,19 @@ func (e *Env) Lock(ctx context.Context, wait time.Duration) (release func(), err
 	}
 	e.State, e.held = sd, true
 	release = func() {
+		// The log's head as this node left it: a log restored from an
+		// older copy (events dropped) ends before it.
+		// It never moves back: a rewound log stays behind it (and fails
+		// 'audit verify') until it has grown past it again.
+		if h, err := audit.ReadHead(sd.File(AuditFile)); err == nil && h.Seq > 0 {
+			var last audit.Head
+			if b, err := os.ReadFile(sd.File(AuditHead)); err == nil && json.Unmarshal(b, &last) == nil && last.Seq > h.Seq {
+				h = last
+			}
+			if b, err := json.Marshal(h); err == nil {
+				_ = artifact.WriteFile(sd.File(AuditHead), b, 0o644)
+			}
+		}
 		e.held = false
 		_ = lock.Unlock()
 	}
