@@ -132,10 +132,9 @@ func (e *Env) Lock(ctx context.Context, wait time.Duration) (release func(), err
 	}
 	e.State, e.held = sd, true
 	release = func() {
-		// The log's head as this node left it: a log restored from an
-		// older copy (events dropped) ends before it.
-		// It never moves back: a rewound log stays behind it (and fails
-		// 'audit verify') until it has grown past it again.
+		// The log's head as this node left it, never moving back: a log
+		// restored from an older copy (events dropped) ends before it and
+		// fails 'audit verify' until it has grown past it again.
 		if h, err := audit.ReadHead(sd.File(AuditFile)); err == nil && h.Seq > 0 {
 			var last audit.Head
 			if b, err := os.ReadFile(sd.File(AuditHead)); err == nil && json.Unmarshal(b, &last) == nil && last.Seq > h.Seq {
@@ -151,6 +150,18 @@ func (e *Env) Lock(ctx context.Context, wait time.Duration) (release func(), err
 	if _, err := sd.Sweep(); err != nil {
 		release()
 		return nil, err
+	}
+	// First the log (every repair below is recorded in it).
+	if n, err := audit.RepairTail(sd.File(AuditFile)); err != nil {
+		release()
+		return nil, fmt.Errorf("repair the audit log's torn tail: %w", err)
+	} else if n > 0 {
+		e.Logf("audit log ended with a partial line (a writer died mid-write): moved its %d bytes to %s.torn", n, AuditFile)
+		if err := e.Record(audit.Event{Stage: "audit", Result: audit.ResultFail,
+			Detail: fmt.Sprintf("repaired: a partial last line of %d bytes was moved to %s.torn", n, AuditFile)}); err != nil {
+			release()
+			return nil, err
+		}
 	}
 	// What a killed lambda-check left running (a decider's or a host's
 	// children) is killed and said.
@@ -170,17 +181,6 @@ func (e *Env) Lock(ctx context.Context, wait time.Duration) (release func(), err
 	} else if did != "" {
 		e.Logf("%s", did)
 		if err := e.Record(audit.Event{Stage: "apply", Result: audit.ResultFail, Detail: "recovered: " + did}); err != nil {
-			release()
-			return nil, err
-		}
-	}
-	if n, err := audit.RepairTail(sd.File(AuditFile)); err != nil {
-		release()
-		return nil, fmt.Errorf("repair the audit log's torn tail: %w", err)
-	} else if n > 0 {
-		e.Logf("audit log ended with a partial line (a writer died mid-write): moved its %d bytes to %s.torn", n, AuditFile)
-		if err := e.Record(audit.Event{Stage: "audit", Result: audit.ResultFail,
-			Detail: fmt.Sprintf("repaired: a partial last line of %d bytes was moved to %s.torn", n, AuditFile)}); err != nil {
 			release()
 			return nil, err
 		}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 	"github.com/lambda-os/lambda-check/internal/artifact"
 	"github.com/lambda-os/lambda-check/internal/audit"
 	"github.com/lambda-os/lambda-check/internal/config"
+	"github.com/lambda-os/lambda-check/internal/logos"
 	"github.com/lambda-os/lambda-check/internal/requires"
 	"github.com/lambda-os/lambda-check/internal/sample"
 	"github.com/lambda-os/lambda-check/internal/stage/cycle"
@@ -170,4 +173,36 @@ func TestNodeReadModel(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Equal(t, r.Health, n.Cycle.Health)
 	assert.Assert(t, len(r.Events) <= 5 && len(r.Events) > 0)
+}
+
+// What a killed run left (a torn last audit line, a process group still
+// running) is cleaned up at the next lock, the log first, each recorded.
+func TestLockCleansUpInOrder(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	release, err := e.Lock(ctx, time.Second)
+	assert.NilError(t, err)
+	_, err = workflow.TakeSnapshot(ctx, e, "")
+	assert.NilError(t, err)
+	release()
+	f, err := os.OpenFile(e.File(workflow.AuditFile), os.O_WRONLY|os.O_APPEND, 0)
+	assert.NilError(t, err)
+	_, err = f.WriteString(`{"seq":2,"torn`)
+	assert.NilError(t, err)
+	assert.NilError(t, f.Close())
+	cmd := exec.Command("sleep", "300")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	assert.NilError(t, cmd.Start())
+	defer cmd.Process.Kill()
+	(&logos.Tracker{Dir: e.File("running")}).Add(cmd.Process.Pid)
+
+	release, err = e.Lock(ctx, time.Second)
+	assert.NilError(t, err)
+	release()
+	_ = cmd.Wait()
+	var stages []string
+	for _, ev := range events(t, e) {
+		stages = append(stages, ev.Stage+"/"+ev.Result)
+	}
+	assert.DeepEqual(t, stages, []string{"snapshot/ok", "audit/fail", "lock/fail"})
 }
