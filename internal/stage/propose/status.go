@@ -154,11 +154,14 @@ func List(dir string, snap *workspace.Snapshot, stores string) ([]Listed, error)
 	for _, l := range out {
 		if l.Problem == "" && l.Status != StatusStale && l.Proposal.Base.Head == snap.Superproject.Head {
 			atHead[ChangeKey(l.Proposal)] = l.Proposal.ID
-			// A group proposed onto HEAD supersedes its members' singles.
-			if l.Proposal.Kind == KindGroup {
-				for _, m := range l.Proposal.Members {
-					atHead[memberKey(m)] = l.Proposal.ID
-				}
+		}
+	}
+	// A group proposed onto HEAD supersedes its members' singles (after
+	// the singles: it wins over a single at HEAD too).
+	for _, l := range out {
+		if l.Problem == "" && l.Status != StatusStale && l.Proposal.Kind == KindGroup && l.Proposal.Base.Head == snap.Superproject.Head {
+			for _, m := range l.Proposal.Members {
+				atHead[memberKey(m)] = l.Proposal.ID
 			}
 		}
 	}
