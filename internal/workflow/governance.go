@@ -228,12 +228,7 @@ func DecideVerdict(ds []Decided) error {
 // Apply applies an approved proposal and records it; the workspace may
 // have moved afterwards, whatever happened: take a new snapshot.
 func Apply(ctx context.Context, e *Env, genv governance.Env, id string, noCommit bool) (*ApplyResult, error) {
-	gcfg, ssh, err := e.Git()
-	if err != nil {
-		return nil, err
-	}
-	res, err := governance.Apply(ctx, governance.ApplyRequest{Env: genv, ID: id, NoCommit: noCommit, Journal: e.File(ApplyJournal),
-		Committer: committer(e), Git: gcfg, SSH: ssh, InsteadOf: e.Config.Upgrades.InsteadOf})
+	res, err := apply(ctx, e, genv, id, noCommit)
 	var done *governance.Done
 	if errors.As(err, &done) {
 		return &ApplyResult{Applied: &res.Applied, Repeat: done.What}, nil
@@ -256,6 +251,18 @@ func Apply(ctx context.Context, e *Env, genv governance.Env, id string, noCommit
 		e.Logf("note: the commit was made in-process: the workspace's %s hooks did not run (the change was checked by policy and approved instead)", strings.Join(res.SkippedHooks, ", "))
 	}
 	return &ApplyResult{Applied: &res.Applied}, nil
+}
+
+// apply runs governance's apply as this environment does it: the user's
+// git configuration and ssh, the journal in the state directory, the
+// acting user as committer. It records nothing.
+func apply(ctx context.Context, e *Env, genv governance.Env, id string, noCommit bool) (*governance.ApplyResult, error) {
+	gcfg, ssh, err := e.Git()
+	if err != nil {
+		return nil, err
+	}
+	return governance.Apply(ctx, governance.ApplyRequest{Env: genv, ID: id, NoCommit: noCommit, Journal: e.File(ApplyJournal),
+		Committer: committer(e), Git: gcfg, SSH: ssh, InsteadOf: e.Config.Upgrades.InsteadOf})
 }
 
 // committer commits what lambda-check applies: the acting user.

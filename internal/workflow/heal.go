@@ -179,12 +179,7 @@ func autoHeal(ctx context.Context, e *Env, rep *heal.Report) (bool, error) {
 // applyQuiet applies as heal does: the apply's own success is recorded by
 // the caller with its reason.
 func applyQuiet(ctx context.Context, e *Env, genv governance.Env, id string) (*governance.Applied, error) {
-	gcfg, ssh, err := e.Git()
-	if err != nil {
-		return nil, err
-	}
-	res, err := governance.Apply(ctx, governance.ApplyRequest{Env: genv, ID: id, Journal: e.File(ApplyJournal),
-		Committer: committer(e), Git: gcfg, SSH: ssh, InsteadOf: e.Config.Upgrades.InsteadOf})
+	res, err := apply(ctx, e, genv, id, false)
 	var done *governance.Done
 	if err != nil && !errors.As(err, &done) {
 		return nil, err
