@@ -143,8 +143,17 @@ in
           "AF_INET"
           "AF_INET6"
         ];
-        # verify.bwrap needs user, mount and network namespaces.
-        RestrictNamespaces = !bwrap;
+        # verify contains each load in a PID namespace (with a user
+        # namespace, as this user is not root); verify.bwrap also makes
+        # mount and network namespaces. Nothing else may be created.
+        RestrictNamespaces = [
+          "user"
+          "pid"
+        ]
+        ++ optionals bwrap [
+          "mnt"
+          "net"
+        ];
         SystemCallFilter = [ "@system-service" ];
         SystemCallArchitectures = "native";
         ProtectKernelTunables = true;

@@ -15,9 +15,13 @@ import (
 	"golang.org/x/term"
 
 	"github.com/lambda-os/lambda-check/internal/cli"
+	"github.com/lambda-os/lambda-check/internal/proc"
 )
 
 func main() {
+	if proc.IsSupervisor() { // a verify load's supervisor (internal/proc)
+		proc.SuperviseMain()
+	}
 	tuneGC()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	dir, err := os.Getwd()

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/lambda-os/lambda-check/internal/proc"
+
 	"github.com/rogpeppe/go-internal/testscript"
 
 	"github.com/lambda-os/lambda-check/internal/cli"
@@ -28,6 +30,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if proc.IsSupervisor() {
+		proc.SuperviseMain()
+	}
 	testscript.Main(m, map[string]func(){
 		// Stand-ins for the Logos runtime hosts of both generations.
 		"logos_host":    func() { standin.HostMain("march") },

@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/lambda-os/lambda-check/internal/proc"
@@ -68,29 +70,111 @@ func (c Core) command(ctx context.Context, tmp string, sb Sandbox, pgid int, arg
 	return cmd
 }
 
+// contained runs logoscore contained (proc.StartTree: the hosts it starts
+// and whatever they start end with it) and returns its output and exit
+// status; ctx's end kills it.
+func (c Core) contained(ctx context.Context, tmp string, sb Sandbox, stdout, stderr io.Writer, args ...string) (*proc.Tree, error) {
+	opts := proc.TreeOptions{Self: sb.Supervisor, Env: minimalEnv(tmp, sb), Dir: tmp}
+	if sb.Bwrap != "" {
+		opts.Bwrap = sb.Bwrap
+		opts.BwrapArgs = []string{"--unshare-net", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--bind", tmp, tmp}
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		outR.Close()
+		outW.Close()
+		return nil, err
+	}
+	opts.Stdout, opts.Stderr = outW, errW
+	tr, err := proc.StartTree(opts, c.Path, args...)
+	outW.Close()
+	errW.Close()
+	var copies sync.WaitGroup
+	for _, p := range []struct {
+		r *os.File
+		w io.Writer
+	}{{outR, stdout}, {errR, stderr}} {
+		copies.Add(1)
+		go func() {
+			defer copies.Done()
+			defer p.r.Close()
+			_, _ = io.Copy(p.w, io.LimitReader(p.r, 16<<20))
+			_, _ = io.Copy(io.Discard, p.r)
+		}()
+	}
+	if err != nil {
+		copies.Wait()
+		return nil, err
+	}
+	sb.Track.Add(tr.Pid())
+	select {
+	case <-tr.Exited():
+	case <-ctx.Done():
+	}
+	if err := tr.Kill(); err != nil {
+		return nil, err
+	}
+	sb.Track.Done(tr.Pid())
+	copies.Wait()
+	return tr, nil
+}
+
+// MarchArg quotes a call argument for March logoscore's -c syntax
+// (parseParams of logos-liblogos: commas split outside quotes, ' or "
+// quote, no escapes, each argument trimmed, empty ones dropped, a leading
+// @ reads a file). A ' inside is written as '"'"'. Arguments it cannot
+// pass as given are refused.
+func MarchArg(a string) (string, error) {
+	switch {
+	case a == "":
+		return "", errors.New("an empty argument: March logoscore drops empty arguments")
+	case strings.TrimSpace(a) != a:
+		return "", fmt.Errorf("argument %q starts or ends with white space, which March logoscore trims", a)
+	case strings.HasPrefix(a, "@"):
+		return "", fmt.Errorf("argument %q starts with @, which March logoscore reads as a file name", a)
+	}
+	return "'" + strings.ReplaceAll(a, "'", `'"'"'`) + "'", nil
+}
+
 func (c Core) march(ctx context.Context, tmp, dir string, modules []string, calls []Call, sb Sandbox) ([]CallResult, error) {
 	args := []string{"-m", dir, "-l", strings.Join(modules, ",")}
-	for _, cl := range calls {
-		args = append(args, "-c", fmt.Sprintf("%s.%s(%s)", cl.Module, cl.Method, strings.Join(cl.Args, ",")))
+	outc := make([]CallResult, len(calls))
+	for i, cl := range calls {
+		quoted := make([]string, len(cl.Args))
+		for j, a := range cl.Args {
+			q, err := MarchArg(a)
+			if err != nil {
+				for k := range calls {
+					outc[k] = CallResult{Call: calls[k], Error: "not run: call " + calls[i].Module + "." + calls[i].Method + " cannot be written for logoscore: " + err.Error()}
+				}
+				return outc, nil
+			}
+			quoted[j] = q
+		}
+		args = append(args, "-c", fmt.Sprintf("%s.%s(%s)", cl.Module, cl.Method, strings.Join(quoted, ",")))
 	}
 	args = append(args, "--quit-on-finish")
-	cmd := c.command(ctx, tmp, sb, 0, args...)
 	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	runErr := cmd.Start()
-	if runErr == nil {
-		sb.Track.Add(cmd.Process.Pid)
-		runErr = cmd.Wait()
-	}
-	if cmd.Process != nil {
-		killGroup(cmd.Process.Pid)
-		if groupAlive(cmd.Process.Pid, 2*time.Second) {
-			return nil, fmt.Errorf("processes of logoscore's group %d survived SIGKILL", cmd.Process.Pid)
-		}
-		sb.Track.Done(cmd.Process.Pid)
+	tr, err := c.contained(ctx, tmp, sb, &out, &errb, args...)
+	if err != nil {
+		return nil, err
 	}
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("logoscore did not finish within the deadline")
+	}
+	ws, lost := tr.Status()
+	var runErr error
+	switch {
+	case lost != nil:
+		runErr = lost
+	case ws.Signaled():
+		runErr = fmt.Errorf("logoscore was killed by %s", signalName(ws.Signal()))
+	case ws.ExitStatus() != 0:
+		runErr = fmt.Errorf("logoscore exit status %d", ws.ExitStatus())
 	}
 	var results []string
 	sc := bufio.NewScanner(&out)
@@ -106,7 +190,6 @@ func (c Core) march(ctx context.Context, tmp, dir string, modules []string, call
 			break
 		}
 	}
-	outc := make([]CallResult, len(calls))
 	for i, cl := range calls {
 		r := CallResult{Call: cl}
 		switch {
@@ -116,7 +199,7 @@ func (c Core) march(ctx context.Context, tmp, dir string, modules []string, call
 		case i == len(results) && runErr != nil:
 			r.Error = firstOf(errLine, runErr.Error())
 		default:
-			r.Error = "not run: an earlier call failed"
+			r.Error = "not run: an earlier call of this module failed"
 		}
 		outc[i] = r
 	}
@@ -128,30 +211,21 @@ func (c Core) august(ctx context.Context, tmp, dir string, modules []string, cal
 	if err := os.MkdirAll(cfg, 0o700); err != nil {
 		return nil, err
 	}
-	daemon := c.command(ctx, tmp, sb, 0, "-D", "-m", dir, "--config-dir", cfg)
-	var derr bytes.Buffer
-	daemon.Stderr = &derr
-	if err = daemon.Start(); err != nil {
-		return nil, fmt.Errorf("start logoscore daemon: %w", err)
-	}
-	pgid := daemon.Process.Pid
-	sb.Track.Add(pgid)
-	defer func() {
-		killGroup(pgid)
-		_ = daemon.Wait()
+	var derr lockedBuffer
+	dctx, stopDaemon := context.WithCancel(ctx)
+	daemonDone := make(chan error, 1)
+	go func() {
+		_, err := c.contained(dctx, tmp, sb, io.Discard, &derr, "-D", "-m", dir, "--config-dir", cfg)
+		daemonDone <- err
 	}()
 	defer func() {
-		if !anyInGroup(pgid) {
-			sb.Track.Done(pgid)
-		}
-	}()
-	defer func() {
-		if groupAlive(pgid, 2*time.Second) {
-			err = fmt.Errorf("processes of logoscore's group %d survived SIGKILL", pgid)
+		stopDaemon()
+		if derr := <-daemonDone; derr != nil && err == nil {
+			err = derr
 		}
 	}()
 	client := func(args ...string) (string, int, error) {
-		cmd := c.command(ctx, tmp, sb, pgid, append([]string{"--config-dir", cfg}, args...)...)
+		cmd := c.command(ctx, tmp, sb, 0, append([]string{"--config-dir", cfg}, args...)...)
 		var out, errb bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errb
 		err := cmd.Run()
@@ -226,4 +300,22 @@ func firstOf(s ...string) string {
 		}
 	}
 	return ""
+}
+
+// lockedBuffer is a buffer written by one goroutine and read by another.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

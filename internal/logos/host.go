@@ -15,8 +15,8 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,17 +44,28 @@ const (
 
 // Reasons of a load result.
 const (
-	ReasonReady          = "ready"
-	ReasonCrashed        = "crashed"             // killed by a signal
-	ReasonExited         = "exited-before-ready" // an exit, any code, before the ready line
-	ReasonHang           = "hang"                // alive, no ready line by the deadline
-	ReasonNoHandshake    = "no-token-handshake"  // the host never took the token
-	ReasonNotPlugin      = "not-a-plugin"
-	ReasonQtMismatch     = "qt-mismatch"
-	ReasonNameMismatch   = "name-mismatch"
-	ReasonMissingLibrary = "missing-library"
-	ReasonStartFailed    = "start-failed"
-	ReasonLeftRunning    = "left-running" // processes survived the cleanup
+	ReasonReady = "ready"
+	// A signal ended the host: while the plugin was loaded (its
+	// constructor, a static initializer), in its initLogos, after the
+	// ready line, or at another point (ReasonCrashed).
+	ReasonCrashed              = "crashed"
+	ReasonCrashedInConstructor = "crashed-in-constructor"
+	ReasonCrashedInInit        = "crashed-in-init"
+	ReasonCrashedAfterReady    = "crashed-after-ready"
+	ReasonUncaughtException    = "uncaught-exception"  // SIGABRT from std::terminate
+	ReasonExited               = "exited-before-ready" // an exit, any code, before the ready line
+	ReasonExitedAfterReady     = "exited-after-ready"  // ready, then gone within the settle time
+	ReasonHang                 = "hang"                // alive, no ready line by the deadline
+	ReasonNoHandshake          = "no-token-handshake"  // the host never took the token
+	ReasonNotPlugin            = "not-a-plugin"
+	ReasonNotPluginInterface   = "not-plugin-interface" // a Qt plugin, not a Logos module
+	ReasonQtMismatch           = "qt-mismatch"
+	ReasonNameMismatch         = "name-mismatch"
+	ReasonMissingLibrary       = "missing-library"
+	ReasonFakeReady            = "fake-ready" // a ready line out of the host's protocol
+	ReasonNoSocket             = "no-socket"  // ready, but the module's socket is not there
+	ReasonStartFailed          = "start-failed"
+	ReasonLeftRunning          = "left-running" // processes the load started outlived the host
 )
 
 // Host is a runtime host binary.
@@ -98,6 +109,11 @@ type Sandbox struct {
 	StderrLimit int
 	// Track, when set, records each process group while it runs.
 	Track *Tracker
+	// Supervisor is the binary that runs proc.SuperviseMain (default:
+	// this one).
+	Supervisor string
+	// Settle is how long a ready host must stay alive (default 300 ms).
+	Settle time.Duration
 }
 
 // LoadResult is the outcome of one load.
@@ -107,6 +123,14 @@ type LoadResult struct {
 	Detail  string `json:"detail,omitempty"`
 	// ReadyMillis is how long the ready line took.
 	ReadyMillis int64 `json:"readyMillis,omitempty"`
+	// Signal, ExitCode and Phase: how the host ended before it passed,
+	// and where in the host's protocol it was (see docs/verify.md).
+	Signal   string `json:"signal,omitempty"`
+	ExitCode *int   `json:"exitCode,omitempty"`
+	Phase    string `json:"phase,omitempty"`
+	// LeftRunning are the processes the load started that outlived the
+	// host; they were killed.
+	LeftRunning []proc.Process `json:"leftRunning,omitempty"`
 	// Output is the host's output (stderr and stdout), its end when long.
 	Output string `json:"output,omitempty"`
 }
@@ -127,15 +151,127 @@ func minimalEnv(tmp string, sb Sandbox) []string {
 	return append(env, sb.Env...)
 }
 
-// Load runs the host on one plugin: a fresh private TMPDIR, a minimal
-// environment, its own process group; the token handshake of the host's
-// generation; PASS only on the ready line while the process lives, within
-// the deadline. The whole process group is killed afterwards and checked
-// gone.
+// Phases of the March host's protocol, as its output shows them.
+const (
+	PhaseHandshake = "handshake"   // waiting for the auth token
+	PhaseLoading   = "loading"     // the plugin library loaded and constructed
+	PhaseSetup     = "setup"       // the host registers the module
+	PhaseInit      = "initLogos"   // the plugin's initLogos runs
+	PhaseReady     = "after-ready" // the ready line was printed
+)
+
+// March host lines that mark its protocol (logos_host.cpp and
+// plugin_initializer.cpp of logos-liblogos; LogosAPIProvider of the SDK).
+const (
+	marchTokenReceived = "Auth token received securely"
+	marchLoaded        = "Plugin loaded successfully"
+	marchInitStart     = "LogosAPIProvider: Calling initLogos on object before wrapping"
+	marchInitDone      = "LogosAPIProvider: Successfully called initLogos on object"
+	marchRegistered    = "Plugin registered for remote access with name: "
+	marchMismatch      = "Plugin name mismatch!"
+	marchNoInterface   = "Plugin does not implement the PluginInterface"
+)
+
+// protocol follows a host's output: the phase it is in, the name it
+// registered the module under, and whether its ready line came where the
+// protocol puts it.
+type protocol struct {
+	mu sync.Mutex
+	protoState
+}
+
+type protoState struct {
+	gen        Generation
+	name       string
+	phase      string
+	shook      bool   // the token was delivered
+	registered string // March: the name the host registered
+	mismatch   string // March: the host's name mismatch warning
+	ready      bool
+	fake       string // why a ready line did not count
+}
+
+// line takes one output line; it reports a ready line (genuine or not).
+func (p *protocol) line(l string) (ready bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t := strings.TrimSpace(l)
+	if p.gen == August {
+		if t == augustReady+strconv.Quote(p.name) {
+			if !p.shook {
+				p.fake = "a ready line before the host was given its token"
+			}
+			p.ready, p.phase = true, PhaseReady
+			return true
+		}
+		return false
+	}
+	switch {
+	case t == marchTokenReceived:
+		p.phase = PhaseLoading
+	case t == marchLoaded:
+		p.phase = PhaseSetup
+	case t == marchInitStart:
+		p.phase = PhaseInit
+	case t == marchInitDone:
+		p.phase = PhaseSetup
+	case strings.HasPrefix(t, marchMismatch):
+		p.mismatch = t
+	case strings.HasPrefix(t, marchRegistered):
+		p.registered = unquote(strings.TrimPrefix(t, marchRegistered))
+	case t == marchReady:
+		switch {
+		case !p.shook:
+			p.fake = "a ready line before the host was given its token"
+		case p.registered == "":
+			p.fake = "a ready line before the host registered the module: not the host's own"
+		}
+		p.ready, p.phase = true, PhaseReady
+		return true
+	}
+	return false
+}
+
+// delivering marks the token as being written: the host can go on from
+// here, not before, so a ready line seen earlier is not the host's.
+func (p *protocol) delivering() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.shook = true
+	if p.gen == August {
+		p.phase = "" // August's host marks no phases
+	}
+}
+
+func (p *protocol) snapshot() protoState {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.protoState
+}
+
+func unquote(s string) string {
+	if u, err := strconv.Unquote(s); err == nil {
+		return u
+	}
+	return strings.Trim(s, `"`)
+}
+
+// Load runs the host on one plugin, contained (proc.StartTree: a PID
+// namespace with a supervisor; under bubblewrap when set): a fresh private
+// TMPDIR, a minimal environment; the token handshake of the host's
+// generation. PASS only when the ready line comes where the host's
+// protocol puts it, the host is still alive after the settle time, the
+// module's socket is there and the host registered it under its own
+// name. Then the host is stopped; whatever it started that is still
+// running fails the module (left-running), and the whole tree is killed.
 func (h Host) Load(ctx context.Context, name, plugin string, deadline time.Duration, sb Sandbox) LoadResult {
 	limit := sb.StderrLimit
 	if limit <= 0 {
 		limit = 16 << 10
+	}
+	settle := sb.Settle
+	if settle <= 0 {
+		settle = 300 * time.Millisecond
 	}
 	tmp, err := os.MkdirTemp("", fmt.Sprintf("lcl%d-", os.Getpid()))
 	if err != nil {
@@ -146,36 +282,35 @@ func (h Host) Load(ctx context.Context, name, plugin string, deadline time.Durat
 	if h.Generation == August {
 		args = []string{"--name", name, "--path", plugin, "--token-source", "stdin"}
 	}
-	bin := h.Path
+	opts := proc.TreeOptions{Self: sb.Supervisor, Env: minimalEnv(tmp, sb), Dir: tmp}
 	if sb.Bwrap != "" {
-		args = append([]string{"--unshare-net", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-			"--bind", tmp, tmp, "--die-with-parent", "--", h.Path}, args...)
-		bin = sb.Bwrap
+		opts.Bwrap = sb.Bwrap
+		opts.BwrapArgs = []string{"--unshare-net", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--bind", tmp, tmp}
 	}
-	// The load's deadline and its end kill the group (below).
-	cmd := proc.Detached(proc.Options{}, bin, args...)
-	cmd.Env = minimalEnv(tmp, sb)
-	cmd.Dir = tmp
-	out := &tail{limit: limit}
-	pr, pw := io.Pipe()
-	cmd.Stderr, cmd.Stdout = pw, pw
-	stdin, err := cmd.StdinPipe()
+	pr, pw, err := os.Pipe()
 	if err != nil {
 		return LoadResult{Verdict: "fail", Reason: ReasonStartFailed, Detail: err.Error()}
 	}
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
+	defer pr.Close()
+	stdinR, stdinW, err := os.Pipe()
+	if err != nil {
+		pw.Close()
 		return LoadResult{Verdict: "fail", Reason: ReasonStartFailed, Detail: err.Error()}
 	}
-	pgid := cmd.Process.Pid
-	sb.Track.Add(pgid)
-	defer killGroup(pgid)
-
-	ready := make(chan time.Duration, 1)
-	readyLine := marchReady
-	if h.Generation == August {
-		readyLine = augustReady + strconv.Quote(name)
+	defer stdinW.Close()
+	opts.Stdin, opts.Stdout, opts.Stderr = stdinR, pw, pw
+	start := time.Now()
+	tr, err := proc.StartTree(opts, h.Path, args...)
+	pw.Close()
+	stdinR.Close()
+	if err != nil {
+		return LoadResult{Verdict: "fail", Reason: ReasonStartFailed, Detail: err.Error()}
 	}
+	sb.Track.Add(tr.Pid())
+
+	pro := &protocol{protoState: protoState{gen: h.Generation, name: name, phase: PhaseHandshake}}
+	out := &tail{limit: limit}
+	ready := make(chan time.Duration, 1)
 	readDone := make(chan struct{})
 	go func() {
 		defer close(readDone)
@@ -184,7 +319,7 @@ func (h Host) Load(ctx context.Context, name, plugin string, deadline time.Durat
 		for sc.Scan() {
 			line := sc.Text()
 			out.add(line)
-			if strings.TrimSpace(line) == readyLine {
+			if pro.line(line) {
 				select {
 				case ready <- time.Since(start):
 				default:
@@ -193,52 +328,69 @@ func (h Host) Load(ctx context.Context, name, plugin string, deadline time.Durat
 		}
 		_, _ = io.Copy(io.Discard, pr)
 	}()
-	exited := make(chan error, 1)
-	go func() {
-		err := cmd.Wait()
-		pw.Close()
-		exited <- err
-	}()
 	token := newToken()
 	handshake := make(chan error, 1)
 	if h.Generation == August {
 		go func() {
-			_, err := io.WriteString(stdin, token+"\n")
+			pro.delivering()
+			_, err := io.WriteString(stdinW, token+"\n")
 			handshake <- err
 		}()
 	} else {
-		stdin.Close()
+		stdinW.Close()
 		go func() {
-			handshake <- sendToken(ctx, filepath.Join(tmp, "logos_token_"+name), token, start.Add(deadline))
+			handshake <- sendToken(ctx, filepath.Join(tmp, "logos_token_"+name), token, start.Add(deadline), pro.delivering)
 		}()
+	}
+	// The output written before an exit, read to its end or for a moment
+	// (a process the plugin started may hold it open).
+	drain := func() {
+		select {
+		case <-readDone:
+		case <-time.After(300 * time.Millisecond):
+		}
 	}
 
 	timer := time.NewTimer(deadline)
 	defer timer.Stop()
-	shook := false
 	var res LoadResult
+	exited := tr.Exited()
 wait:
 	for {
 		select {
-		case err := <-handshake:
-			shook = err == nil
+		case <-handshake:
 			handshake = nil
 		case d := <-ready:
-			res = LoadResult{Verdict: "pass", Reason: ReasonReady, ReadyMillis: d.Milliseconds()}
-			break wait
-		case err := <-exited:
-			select { // the output's end, for the reason
-			case <-readDone:
-			case <-time.After(time.Second):
+			st := pro.snapshot()
+			if st.fake != "" {
+				res = LoadResult{Verdict: "fail", Reason: ReasonFakeReady, Detail: st.fake, Phase: st.phase}
+				break wait
 			}
-			res = classifyExit(err, out.String())
+			// Alive after the settle time, or it did not really serve.
+			select {
+			case <-exited:
+				drain()
+				res = classifyExit(tr, pro.snapshot(), out.String())
+				exited = nil
+				break wait
+			case <-time.After(settle):
+			case <-ctx.Done():
+				res = LoadResult{Verdict: "fail", Reason: ReasonHang, Detail: "cancelled"}
+				break wait
+			}
+			res = h.serving(tmp, pro.snapshot())
+			res.ReadyMillis = d.Milliseconds()
+			break wait
+		case <-exited:
+			drain()
+			res = classifyExit(tr, pro.snapshot(), out.String())
 			exited = nil
 			break wait
 		case <-timer.C:
-			if h.Generation == March && !shook {
+			if h.Generation == March && !pro.snapshot().shook {
 				res = LoadResult{Verdict: "fail", Reason: ReasonNoHandshake, Detail: fmt.Sprintf("the host offered no token socket within %s", deadline)}
 			} else {
-				res = LoadResult{Verdict: "fail", Reason: ReasonHang, Detail: fmt.Sprintf("no ready line within %s", deadline)}
+				res = LoadResult{Verdict: "fail", Reason: ReasonHang, Detail: fmt.Sprintf("no ready line within %s", deadline), Phase: pro.snapshot().phase}
 			}
 			break wait
 		case <-ctx.Done():
@@ -246,52 +398,161 @@ wait:
 			break wait
 		}
 	}
-	// Stop the host (a ready one gets SIGTERM first), then the group.
-	if exited != nil {
-		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	// Stop the host: a serving one is asked with SIGTERM first, so that
+	// what it started has the chance to end with it; whatever still runs
+	// then was started to outlive it.
+	if exited != nil && res.Verdict == "pass" {
+		tr.Term()
 		select {
 		case <-exited:
-			exited = nil
 		case <-time.After(2 * time.Second):
 		}
 	}
-	killGroup(pgid)
-	if exited != nil {
-		<-exited
+	left := tr.Others()
+	for until := time.Now().Add(500 * time.Millisecond); len(left) > 0 && time.Now().Before(until) && ctx.Err() == nil; {
+		time.Sleep(20 * time.Millisecond)
+		left = tr.Others()
 	}
-	if groupAlive(pgid, 2*time.Second) {
-		res = LoadResult{Verdict: "fail", Reason: ReasonLeftRunning, Detail: fmt.Sprintf("processes of group %d survived SIGKILL", pgid)}
+	killErr := tr.Kill()
+	if len(left) > 0 {
+		res.LeftRunning = left
+		names := make([]string, len(left))
+		for i, p := range left {
+			names[i] = p.String()
+		}
+		msg := fmt.Sprintf("started %d process(es) that outlived the host, killed: %s", len(left), strings.Join(names, ", "))
+		if res.Verdict == "pass" {
+			res.Verdict, res.Reason, res.Detail = "fail", ReasonLeftRunning, msg
+		} else {
+			res.Detail = strings.TrimPrefix(res.Detail+"; "+msg, "; ")
+		}
+	}
+	if killErr != nil {
+		res.Verdict, res.Reason, res.Detail = "fail", ReasonLeftRunning, killErr.Error()
 	} else {
-		sb.Track.Done(pgid)
+		sb.Track.Done(tr.Pid())
 	}
+	drain()
 	res.Output = out.String()
 	return res
 }
 
-// classifyExit says why a host ended before the ready line.
-func classifyExit(err error, output string) LoadResult {
-	res := LoadResult{Verdict: "fail", Reason: ReasonExited, Detail: "exit status 0"}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return LoadResult{Verdict: "fail", Reason: ReasonCrashed, Detail: "killed by " + signalName(ws.Signal())}
+// serving checks a host that printed its ready line and stayed alive: the
+// module's socket is there, and (March) the host registered the module
+// under its own name.
+func (h Host) serving(tmp string, st protoState) LoadResult {
+	if h.Generation == March {
+		switch {
+		case st.mismatch != "":
+			return LoadResult{Verdict: "fail", Reason: ReasonNameMismatch, Phase: st.phase,
+				Detail: fmt.Sprintf("the plugin's name() is %q, not %q: the host registered it under that name, so every call to %s fails (%s)", st.registered, st.name, st.name, st.mismatch)}
+		case st.registered != st.name:
+			return LoadResult{Verdict: "fail", Reason: ReasonNameMismatch, Phase: st.phase,
+				Detail: fmt.Sprintf("the host registered the module as %q, not %q", st.registered, st.name)}
 		}
-		res.Detail = fmt.Sprintf("exit status %d", ee.ExitCode())
-	} else if err != nil {
-		res.Detail = err.Error()
+		if !isSocket(filepath.Join(tmp, "logos_"+st.name)) {
+			return LoadResult{Verdict: "fail", Reason: ReasonNoSocket, Phase: st.phase, Detail: "ready, but the module's socket logos_" + st.name + " is not there"}
+		}
+	} else {
+		found := isSocket(filepath.Join(tmp, "logos_"+st.name))
+		if ms, _ := filepath.Glob(filepath.Join(tmp, "logos_"+st.name+"_*")); !found {
+			for _, m := range ms {
+				found = found || isSocket(m)
+			}
+		}
+		if !found {
+			return LoadResult{Verdict: "fail", Reason: ReasonNoSocket, Phase: st.phase, Detail: "ready, but no socket logos_" + st.name + "_<instance> is there"}
+		}
+	}
+	return LoadResult{Verdict: "pass", Reason: ReasonReady}
+}
+
+func isSocket(p string) bool {
+	fi, err := os.Lstat(p)
+	return err == nil && fi.Mode()&os.ModeSocket != 0
+}
+
+var (
+	missingLib = regexp.MustCompile(`([^\s:()"']+): cannot open shared object file`)
+	qtVersion  = regexp.MustCompile(`incompatible Qt library\.? \(([0-9.]+)\)`)
+)
+
+// classifyExit says why a host ended before it passed, from its exact wait
+// status (the supervisor's), the protocol phase and the output.
+func classifyExit(tr *proc.Tree, st protoState, output string) LoadResult {
+	ws, lost := tr.Status()
+	res := LoadResult{Verdict: "fail", Reason: ReasonExited, Phase: st.phase}
+	if lost != nil {
+		res.Detail = lost.Error()
+		return res
+	}
+	if ws.Signaled() {
+		sig := signalName(ws.Signal())
+		res.Signal = sig
+		res.Detail = "killed by " + sig
+		switch {
+		case ws.Signal() == syscall.SIGABRT && strings.Contains(output, "terminate called after throwing"):
+			res.Reason = ReasonUncaughtException
+			res.Detail = "std::terminate: " + terminateLine(output)
+		case st.ready:
+			res.Reason = ReasonCrashedAfterReady
+			res.Detail = sig + " within the settle time after the ready line"
+		case st.phase == PhaseLoading:
+			res.Reason = ReasonCrashedInConstructor
+			res.Detail = sig + " while the plugin was loaded (its constructor or a static initializer)"
+		case st.phase == PhaseInit:
+			res.Reason = ReasonCrashedInInit
+			res.Detail = sig + " in the plugin's initLogos"
+		default:
+			res.Reason = ReasonCrashed
+			if st.phase != "" {
+				res.Detail = sig + " during " + st.phase
+			}
+		}
+		return res
+	}
+	code := ws.ExitStatus()
+	res.ExitCode = &code
+	res.Detail = fmt.Sprintf("exit status %d", code)
+	if st.ready {
+		res.Reason = ReasonExitedAfterReady
+		res.Detail = fmt.Sprintf("exit status %d within the settle time after the ready line", code)
+		return res
 	}
 	low := strings.ToLower(output)
 	switch {
-	case strings.Contains(low, "cannot open shared object file"), strings.Contains(low, "error while loading shared libraries"):
+	case missingLib.MatchString(output):
 		res.Reason = ReasonMissingLibrary
-	case strings.Contains(low, "name mismatch"), strings.Contains(low, "does not match the module name"):
+		res.Detail = fmt.Sprintf("%s is not found (exit status %d)", missingLib.FindStringSubmatch(output)[1], code)
+	case strings.Contains(low, "error while loading shared libraries"):
+		res.Reason = ReasonMissingLibrary
+	case strings.Contains(output, marchMismatch), strings.Contains(low, "name mismatch"), strings.Contains(low, "does not match the module name"):
 		res.Reason = ReasonNameMismatch
+	case qtVersion.MatchString(output):
+		res.Reason = ReasonQtMismatch
+		res.Detail = fmt.Sprintf("the plugin was built against Qt %s, newer than the host's (exit status %d)", qtVersion.FindStringSubmatch(output)[1], code)
 	case strings.Contains(low, "uses incompatible qt library"), strings.Contains(low, "built with a newer qt"), strings.Contains(low, "qt version mismatch"):
 		res.Reason = ReasonQtMismatch
+	case strings.Contains(output, marchNoInterface):
+		res.Reason = ReasonNotPluginInterface
+		res.Detail = fmt.Sprintf("a Qt plugin that does not implement the Logos PluginInterface (exit status %d)", code)
 	case strings.Contains(low, "not a valid qt plugin"), strings.Contains(low, "is not a qt plugin"), strings.Contains(low, "not a plugin"):
 		res.Reason = ReasonNotPlugin
 	}
 	return res
+}
+
+// terminateLine is std::terminate's message: the exception's type and its
+// what().
+func terminateLine(output string) string {
+	var parts []string
+	for _, l := range strings.Split(output, "\n") {
+		t := strings.TrimSpace(l)
+		if strings.HasPrefix(t, "terminate called after throwing") || strings.HasPrefix(t, "what():") {
+			parts = append(parts, t)
+		}
+	}
+	return strings.Join(parts, " ")
 }
 
 func signalName(s syscall.Signal) string {
@@ -316,10 +577,11 @@ func signalName(s syscall.Signal) string {
 
 // sendToken connects to the host's token socket when it appears and
 // writes the token.
-func sendToken(ctx context.Context, path, token string, until time.Time) error {
+func sendToken(ctx context.Context, path, token string, until time.Time, connected func()) error {
 	for {
 		c, err := net.DialTimeout("unix", path, time.Second)
 		if err == nil {
+			connected()
 			_, err = io.WriteString(c, token)
 			c.Close()
 			return err

@@ -29,6 +29,7 @@ func CoreMain(generation string) {
 	var calls []string
 	quit := false
 	var modules []string
+	dir := ""
 	for i := 0; i < len(args); i++ {
 		switch args[i] {
 		case "-c":
@@ -39,6 +40,7 @@ func CoreMain(generation string) {
 			modules = strings.Split(args[i], ",")
 		case "-m":
 			i++
+			dir = args[i]
 		case "--quit-on-finish":
 			quit = true
 		}
@@ -48,6 +50,11 @@ func CoreMain(generation string) {
 		fmt.Fprintf(os.Stderr, "started host pid %d\n", c.Process.Pid)
 	}
 	for _, m := range modules {
+		// March logoscore discovers modules by their manifest.json only.
+		if _, err := os.Stat(filepath.Join(dir, m, "manifest.json")); err != nil {
+			fmt.Fprintf(os.Stderr, "Error: Plugin not loaded: %s\n", m)
+			os.Exit(1)
+		}
 		if strings.Contains(m, "broken") {
 			fmt.Fprintf(os.Stderr, "Error: failed to load module %s\n", m)
 			os.Exit(1)
@@ -57,7 +64,7 @@ func CoreMain(generation string) {
 		mod, rest, _ := strings.Cut(c, ".")
 		meth, argl, _ := strings.Cut(rest, "(")
 		argl = strings.TrimSuffix(argl, ")")
-		res, err := method(meth, argl)
+		res, err := method(meth, strings.Join(marchParams(argl), ","))
 		if err != "" {
 			fmt.Fprintf(os.Stderr, "Error: %s.%s: %s\n", mod, meth, err)
 			os.Exit(1)
@@ -165,4 +172,33 @@ func augustCore(args []string) {
 	n := 1
 	fmt.Sscanf(code, "%d", &n)
 	os.Exit(n)
+}
+
+// marchParams splits a call's arguments as March logoscore does
+// (parseParams in logos-liblogos): commas outside ' or " quotes split, no
+// escapes, each argument trimmed, empty ones dropped.
+func marchParams(s string) []string {
+	var out []string
+	var cur strings.Builder
+	var quote rune
+	flush := func() {
+		if t := strings.TrimSpace(cur.String()); t != "" {
+			out = append(out, t)
+		}
+		cur.Reset()
+	}
+	for _, c := range s {
+		switch {
+		case quote == 0 && (c == '\'' || c == '"'):
+			quote = c
+		case quote == 0 && c == ',':
+			flush()
+		case quote != 0 && c == quote:
+			quote = 0
+		default:
+			cur.WriteRune(c)
+		}
+	}
+	flush()
+	return out
 }

@@ -42,6 +42,9 @@ const (
 	ReasonMainMismatch      = "main-mismatch"
 	ReasonMissingDependency = "missing-dependency"
 	ReasonNoPlugin          = "no-plugin"
+	// ReasonNotDiscoverable: the module has no manifest.json, and March
+	// logoscore finds modules by their manifest.json only.
+	ReasonNotDiscoverable = "not-discoverable"
 )
 
 // Request says what to verify.
@@ -103,6 +106,10 @@ type Module struct {
 	Calls     []logos.CallResult `json:"calls,omitempty"`
 	Verdict   string             `json:"verdict"`
 	Reason    string             `json:"reason"`
+
+	// undiscoverable says why logoscore would not find the module (no
+	// manifest.json); it fails once the plugin's own checks pass.
+	undiscoverable string
 }
 
 // Static is the check of the plugin file.
@@ -190,6 +197,7 @@ func Discover(dir string) ([]Module, error) {
 				continue // not a module directory
 			}
 			m.Plugin = p
+			m.undiscoverable = fmt.Sprintf("%s has no manifest.json: logoscore finds a module only by <modules dir>/<module>/manifest.json naming its plugin (%s)", mdir, filepath.Base(p))
 		default:
 			return nil, err
 		}
@@ -223,6 +231,12 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("modules dir: %w", err)
 	}
+	// Dependencies count when they are in the modules dir, also those
+	// --module leaves out.
+	names := map[string]bool{}
+	for _, m := range mods {
+		names[m.Name] = true
+	}
 	if len(req.Only) > 0 {
 		want := map[string]bool{}
 		for _, n := range req.Only {
@@ -244,10 +258,6 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 			return nil, fmt.Errorf("no module %s in %s", strings.Join(missing, ", "), req.ModulesDir)
 		}
 		mods = kept
-	}
-	names := map[string]bool{}
-	for _, m := range mods {
-		names[m.Name] = true
 	}
 	source := map[string]*workspace.Repo{}
 	if req.Registry != nil {
@@ -361,6 +371,10 @@ func verifyOne(ctx context.Context, req Request, m *Module, names map[string]boo
 		fail(ReasonMissingDependency, "needs "+strings.Join(missing, ", ")+", not in the modules dir")
 		return
 	}
+	if m.undiscoverable != "" {
+		fail(ReasonNotDiscoverable, m.undiscoverable)
+		return
+	}
 	m.Static.OK = true
 	res := req.Host.Load(ctx, m.Name, m.Plugin, req.Deadline, req.Sandbox)
 	m.Load = &res
@@ -398,20 +412,40 @@ func runCalls(ctx context.Context, req Request, mods []Module) error {
 	if len(calls) == 0 {
 		return nil
 	}
-	res, err := req.Core.Calls(ctx, req.ModulesDir, load, calls, 2*req.Deadline+5*time.Second, req.Sandbox)
-	if err != nil {
-		for _, n := range load {
-			m := byName[n]
-			m.Verdict, m.Reason = Fail, ReasonCallFailed
-			m.Calls = append(m.Calls, logos.CallResult{Error: "logoscore: " + err.Error()})
+	// One logoscore run per module: a failing call fails its own module,
+	// never another's.
+	results := make([][]logos.CallResult, len(load))
+	errs := make([]error, len(load))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(req.Parallelism)
+	for i, name := range load {
+		var mine []logos.Call
+		for _, c := range calls {
+			if c.Module == name {
+				mine = append(mine, c)
+			}
 		}
-		return nil
+		g.Go(func() error {
+			results[i], errs[i] = req.Core.Calls(gctx, req.ModulesDir, []string{name}, mine, 2*req.Deadline+5*time.Second, req.Sandbox)
+			return nil
+		})
 	}
-	for _, r := range res {
-		m := byName[r.Call.Module]
-		m.Calls = append(m.Calls, r)
-		if !r.OK {
+	_ = g.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for i, name := range load {
+		m := byName[name]
+		if errs[i] != nil {
 			m.Verdict, m.Reason = Fail, ReasonCallFailed
+			m.Calls = append(m.Calls, logos.CallResult{Error: "logoscore: " + errs[i].Error()})
+			continue
+		}
+		for _, r := range results[i] {
+			m.Calls = append(m.Calls, r)
+			if !r.OK {
+				m.Verdict, m.Reason = Fail, ReasonCallFailed
+			}
 		}
 	}
 	return nil
