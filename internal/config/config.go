@@ -47,12 +47,15 @@ type Config struct {
 
 // durations are the configuration's durations as parsed; 0 is "not set".
 type durations struct {
-	verifyDeadline, programTimeout, notifyDigest, upgradesTimeout time.Duration
-	channelTimeout                                                map[string]time.Duration
+	verifyDeadline, verifySettle, programTimeout, notifyDigest, upgradesTimeout time.Duration
+	channelTimeout                                                              map[string]time.Duration
 }
 
 // VerifyDeadline is verify.deadline, 0 when not set.
 func (c *Config) VerifyDeadline() time.Duration { return c.durations.verifyDeadline }
+
+// VerifySettle is verify.settle, 0 when not set.
+func (c *Config) VerifySettle() time.Duration { return c.durations.verifySettle }
 
 // ProgramTimeout is governance.programTimeout, 0 when not set.
 func (c *Config) ProgramTimeout() time.Duration { return c.durations.programTimeout }
@@ -96,7 +99,9 @@ type Verify struct {
 	// statically.
 	Qt string `json:"qt,omitempty"`
 	// Deadline bounds each load ("10s").
-	Deadline    string `json:"deadline,omitempty"`
+	Deadline string `json:"deadline,omitempty"`
+	// Settle is how long a ready host must stay alive to pass ("300ms").
+	Settle      string `json:"settle,omitempty"`
 	Parallelism int    `json:"parallelism,omitempty"`
 	// Env are variables added to each load's minimal environment.
 	Env []string `json:"env,omitempty"`
@@ -332,6 +337,11 @@ func (c *Config) validate() error {
 	if d := c.Verify.Deadline; d != "" {
 		if c.durations.verifyDeadline, ok = positive(d); !ok {
 			return fmt.Errorf("verify.deadline: %q is not a positive duration", d)
+		}
+	}
+	if d := c.Verify.Settle; d != "" {
+		if c.durations.verifySettle, ok = positive(d); !ok {
+			return fmt.Errorf("verify.settle: %q is not a positive duration", d)
 		}
 	}
 	switch c.Propose.Group {

@@ -114,6 +114,10 @@ type Sandbox struct {
 	Supervisor string
 	// Settle is how long a ready host must stay alive (default 300 ms).
 	Settle time.Duration
+	// Starting, when set, bounds the loads that start at once: a load
+	// holds one of its slots from its start until its ready line, its end
+	// or its deadline (the settle time and the stop only wait).
+	Starting chan struct{}
 }
 
 // LoadResult is the outcome of one load.
@@ -299,6 +303,19 @@ func (h Host) Load(ctx context.Context, name, plugin string, deadline time.Durat
 	}
 	defer stdinW.Close()
 	opts.Stdin, opts.Stdout, opts.Stderr = stdinR, pw, pw
+	release := func() {}
+	if sb.Starting != nil {
+		select {
+		case sb.Starting <- struct{}{}:
+		case <-ctx.Done():
+			pw.Close()
+			stdinR.Close()
+			return LoadResult{Verdict: "fail", Reason: ReasonHang, Detail: "cancelled"}
+		}
+		var once sync.Once
+		release = func() { once.Do(func() { <-sb.Starting }) }
+		defer release()
+	}
 	start := time.Now()
 	tr, err := proc.StartTree(opts, h.Path, args...)
 	pw.Close()
@@ -361,6 +378,7 @@ wait:
 		case <-handshake:
 			handshake = nil
 		case d := <-ready:
+			release()
 			st := pro.snapshot()
 			if st.fake != "" {
 				res = LoadResult{Verdict: "fail", Reason: ReasonFakeReady, Detail: st.fake, Phase: st.phase}

@@ -91,6 +91,7 @@ func Verify(ctx context.Context, e *Env, o VerifyOptions) (*VerifyResult, error)
 	req.Sandbox.Env = cfg.Verify.Env
 	req.Sandbox.Path = e.getenv("PATH")
 	req.Sandbox.Track = track
+	req.Sandbox.Settle = cfg.VerifySettle()
 	if o.Bwrap || cfg.Verify.Bwrap {
 		p, err := exec.LookPath("bwrap")
 		if err != nil {

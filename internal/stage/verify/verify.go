@@ -267,8 +267,14 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 			}
 		}
 	}
+	// Parallelism bounds the loads that start at once (CPU work: a process
+	// and Qt's start-up); a ready load's settle time and stop are waiting,
+	// so four times as many may be in flight.
+	if req.Sandbox.Starting == nil {
+		req.Sandbox.Starting = make(chan struct{}, req.Parallelism)
+	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(req.Parallelism)
+	g.SetLimit(4 * req.Parallelism)
 	var progressMu sync.Mutex
 	progressDone := 0
 	for i := range mods {
