@@ -2,6 +2,7 @@ package artifact_test
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,7 +27,12 @@ var spec = artifact.Spec{Kind: "lambda-check/test", Version: 2, Migrations: []ar
 		if err := json.Unmarshal(raw, &m); err != nil {
 			return nil, err
 		}
-		p := m["payload"].(map[string]any)
+		// Any bytes reach a migration: a missing or odd payload is an
+		// error, never a panic (the fuzzer found one in this very fixture).
+		p, ok := m["payload"].(map[string]any)
+		if !ok {
+			return nil, errors.New("v1 payload is not an object")
+		}
 		p["count"] = p["n"]
 		delete(p, "n")
 		m["schemaVersion"] = 2

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 )
@@ -17,8 +19,17 @@ import (
 // streams without end is cut off with an error instead of filling memory.
 const MaxAdvertisement = 16 << 20
 
-// ErrAdvertisementTooLarge: a remote advertised more than MaxAdvertisement.
+// MaxAdvertisements bounds the advertisements being read at once, all
+// remotes together (upgrades queries 64 at once): a read that would pass
+// it fails like one too large, instead of 64 hostile remotes holding
+// 64 × MaxAdvertisement.
+const MaxAdvertisements = 256 << 20
+
+// ErrAdvertisementTooLarge: a remote advertised more than MaxAdvertisement
+// (or the advertisements read at once more than MaxAdvertisements).
 var ErrAdvertisementTooLarge = errors.New("the remote's ref advertisement is too large")
+
+var advBudget = semaphore.NewWeighted(MaxAdvertisements)
 
 var installBounded sync.Once
 
@@ -44,8 +55,10 @@ func (t boundedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 type boundedBody struct {
-	rc   io.ReadCloser
-	left int64
+	rc    io.ReadCloser
+	left  int64
+	mu    sync.Mutex
+	taken int64 // of advBudget
 }
 
 func (b *boundedBody) Read(p []byte) (int, error) {
@@ -57,7 +70,24 @@ func (b *boundedBody) Read(p []byte) (int, error) {
 	}
 	n, err := b.rc.Read(p)
 	b.left -= int64(n)
+	if n > 0 {
+		if !advBudget.TryAcquire(int64(n)) {
+			return 0, fmt.Errorf("%w: the advertisements being read at once passed %d bytes", ErrAdvertisementTooLarge, int64(MaxAdvertisements))
+		}
+		b.mu.Lock()
+		b.taken += int64(n)
+		b.mu.Unlock()
+	}
 	return n, err
 }
 
-func (b *boundedBody) Close() error { return b.rc.Close() }
+// Close gives the bytes read back to the shared budget.
+func (b *boundedBody) Close() error {
+	b.mu.Lock()
+	if b.taken > 0 {
+		advBudget.Release(b.taken)
+		b.taken = 0
+	}
+	b.mu.Unlock()
+	return b.rc.Close()
+}

@@ -41,4 +41,5 @@ func TestEndlessAdvertisementBounded(t *testing.T) {
 	if err == nil || !errors.Is(err, ErrAdvertisementTooLarge) && !strings.Contains(err.Error(), "too large") {
 		t.Fatalf("LsRemote of an endless advertisement: %v", err)
 	}
+	budgetFree(t)
 }

@@ -94,8 +94,13 @@ func LsRemote(ctx context.Context, url string, ssh *SSH) (*RemoteRefs, error) {
 	if err != nil {
 		return nil, &RemoteError{Kind: RemoteAuth, URL: url, Err: err}
 	}
-	rem := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{url}})
-	refs, err := rem.ListContext(ctx, &git.ListOptions{Auth: auth})
+	// git:// and ssh:// are read here, bounded; the others by go-git
+	// (http(s) bounded by boundHTTP, file:// a local repository).
+	refs, err := advertise(ctx, url, auth)
+	if err == nil && refs == nil {
+		rem := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{url}})
+		refs, err = rem.ListContext(ctx, &git.ListOptions{Auth: auth})
+	}
 	if err != nil {
 		return nil, classifyRemote(ctx, url, err)
 	}

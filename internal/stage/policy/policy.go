@@ -223,6 +223,9 @@ func check(ctx context.Context, in *Input, cfg *Config, lock workspace.FileDiges
 			rc = DefaultConfig(cfg.Dir).Rules[r.id]
 		}
 		run := RuleRun{ID: r.id, Enabled: rc.Enabled, Severity: rc.Severity, Notes: []string{}}
+		if err := ctx.Err(); err != nil {
+			return nil, err // SIGTERM: the lock is released at once
+		}
 		if rc.Enabled {
 			o, err := r.check(ctx, in, rc.Options)
 			if err != nil {

@@ -3,6 +3,8 @@ package policy
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -301,4 +303,49 @@ func TestNothingToCheck(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Equal(t, res.Report.Summary.Verdict, "unknown")
 	assert.Check(t, is.Contains(res.Report.Summary.Reason, "no submodules and no flake.lock"))
+}
+
+// A 2,000-node dependency chain in flake.lock (each input needing the
+// next, and each following the one before's input through a follows path)
+// is checked like any lock, and a cancelled run stops with the context's
+// error instead of finishing its rules.
+func TestLongChainAndCancel(t *testing.T) {
+	t.Parallel()
+	ws, err := sample.Generate(context.Background(), t.TempDir(), sample.Options{Modules: 4})
+	assert.NilError(t, err)
+	path := filepath.Join(ws.Root, "flake.lock")
+	b, err := os.ReadFile(path)
+	assert.NilError(t, err)
+	var lock map[string]any
+	assert.NilError(t, json.Unmarshal(b, &lock))
+	nodes := lock["nodes"].(map[string]any)
+	root := nodes[lock["root"].(string)].(map[string]any)["inputs"].(map[string]any)
+	const n = 2000
+	for i := range n {
+		inputs := map[string]any{}
+		if i+1 < n {
+			inputs["next"] = fmt.Sprintf("chain%d", i+1)
+		}
+		if i > 1 {
+			inputs["dep"] = []any{fmt.Sprintf("chain%d", i-1), "dep"}
+		} else if i == 1 {
+			inputs["dep"] = []any{"chain0"}
+		}
+		nodes[fmt.Sprintf("chain%d", i)] = map[string]any{"inputs": inputs,
+			"locked":   map[string]any{"type": "github", "owner": "x", "repo": fmt.Sprintf("chain%d", i), "rev": strings.Repeat("0", 40), "narHash": "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="},
+			"original": map[string]any{"type": "github", "owner": "x", "repo": fmt.Sprintf("chain%d", i)}}
+	}
+	root["chain0"] = "chain0"
+	b, err = json.Marshal(lock)
+	assert.NilError(t, err)
+	assert.NilError(t, os.WriteFile(path, b, 0o644))
+	cfg, err := LoadConfig(filepath.Join(ws.Root, "policy.json"), false)
+	assert.NilError(t, err)
+	req := Request{Snapshot: takeSnapshot(t, ws.Root), Config: cfg, NixNote: "nix not used by this test", Now: now}
+	_, err = Run(context.Background(), req)
+	assert.NilError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err = Run(ctx, req)
+	assert.ErrorIs(t, err, context.Canceled)
 }

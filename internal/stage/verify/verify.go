@@ -383,6 +383,9 @@ func verifyOne(ctx context.Context, req Request, m *Module, names map[string]boo
 	}
 	m.Static.OK = true
 	res := req.Host.Load(ctx, m.Name, m.Plugin, req.Deadline, req.Sandbox)
+	if res.Reason == logos.ReasonQtMismatch && req.QtMajor > 0 {
+		res.Detail += fmt.Sprintf("; the host's Qt is %d.%d (verify.qt)", req.QtMajor, req.QtMinor)
+	}
 	m.Load = &res
 	m.Verdict, m.Reason = res.Verdict, res.Reason
 }
