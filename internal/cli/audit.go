@@ -35,7 +35,7 @@ against the key registry ("keys" in the config) when there is one.`
 
 // Run verifies.
 func (c *AuditVerifyCmd) Run(rt *Runtime) error {
-	e, err := rt.Workflow()
+	e, err := rt.ReadWorkflow()
 	if err != nil {
 		return err
 	}
@@ -71,7 +71,7 @@ type AuditTailCmd struct {
 
 // Run prints the last events.
 func (c *AuditTailCmd) Run(rt *Runtime) error {
-	e, err := rt.Workflow()
+	e, err := rt.ReadWorkflow()
 	if err != nil {
 		return err
 	}
@@ -113,7 +113,7 @@ type AuditShowCmd struct {
 
 // Run prints one event.
 func (c *AuditShowCmd) Run(rt *Runtime) error {
-	e, err := rt.Workflow()
+	e, err := rt.ReadWorkflow()
 	if err != nil {
 		return err
 	}

@@ -255,7 +255,7 @@ func govEnv(rt *Runtime) (governance.Env, error) {
 	if err := snapshot.CheckWorkspace(rt.WorkspaceDir()); err != nil {
 		return governance.Env{}, err
 	}
-	e, err := rt.Workflow()
+	e, err := rt.ReadWorkflow()
 	if err != nil {
 		return governance.Env{}, err
 	}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"regexp"
 	"runtime/debug"
@@ -232,6 +233,24 @@ func (rt *Runtime) Workflow() (*workflow.Env, error) {
 		}
 	}
 	return rt.wf, nil
+}
+
+// ReadWorkflow is Workflow for a command that reads the state directory:
+// one that does not exist is an error (a mistyped --state-dir would
+// otherwise read as "nothing here").
+func (rt *Runtime) ReadWorkflow() (*workflow.Env, error) {
+	e, err := rt.Workflow()
+	if err != nil {
+		return nil, err
+	}
+	if st, err := os.Stat(e.StateDir); err != nil || !st.IsDir() {
+		hint := "nothing has run in this workspace yet: run lambda-check cycle (or a stage) first"
+		if rt.Globals.StateDir != "" {
+			hint = "check --state-dir: it names no state directory (lambda-check makes one when a stage first runs)"
+		}
+		return nil, exitcode.Input(fmt.Errorf("no state directory %s", e.StateDir), hint)
+	}
+	return e, nil
 }
 
 // Lock is the workflow environment with the state directory's writer

@@ -244,7 +244,7 @@ func listProposals(rt *Runtime) ([]propose.Listed, error) {
 	if err := snapshot.CheckWorkspace(rt.WorkspaceDir()); err != nil {
 		return nil, err
 	}
-	e, err := rt.Workflow()
+	e, err := rt.ReadWorkflow()
 	if err != nil {
 		return nil, err
 	}

@@ -27,7 +27,7 @@ type QuarantineListCmd struct{}
 
 // Run lists.
 func (c *QuarantineListCmd) Run(rt *Runtime) error {
-	e, err := rt.Workflow()
+	e, err := rt.ReadWorkflow()
 	if err != nil {
 		return err
 	}

@@ -25,7 +25,7 @@ verification failures and the recent audit events. --json for machines;
 
 // Run reports.
 func (c *ReportCmd) Run(rt *Runtime) error {
-	e, err := rt.Workflow()
+	e, err := rt.ReadWorkflow()
 	if err != nil {
 		return err
 	}
