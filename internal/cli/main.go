@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -21,6 +22,7 @@ import (
 	"github.com/lambda-os/lambda-check/internal/audit"
 	"github.com/lambda-os/lambda-check/internal/config"
 	"github.com/lambda-os/lambda-check/internal/exitcode"
+	"github.com/lambda-os/lambda-check/internal/gitrepo"
 	"github.com/lambda-os/lambda-check/internal/statedir"
 	"github.com/lambda-os/lambda-check/internal/workflow"
 )
@@ -37,6 +39,43 @@ func Version() string {
 		return bi.Main.Version
 	}
 	return "dev"
+}
+
+// VersionLine is what --version prints: the version, the commit it was
+// built from (when the build recorded it: go build in a checkout, or the
+// flake's version), and the Go toolchain and platform.
+func VersionLine() string {
+	line := "lambda-check " + Version()
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return line
+	}
+	var rev, at, modified string
+	for _, kv := range bi.Settings {
+		switch kv.Key {
+		case "vcs.revision":
+			rev = kv.Value
+		case "vcs.time":
+			at = kv.Value
+		case "vcs.modified":
+			modified = kv.Value
+		}
+	}
+	var parts []string
+	if rev != "" {
+		c := "commit " + rev
+		if at != "" {
+			c += " of " + at
+		}
+		if modified == "true" {
+			c += ", with uncommitted changes"
+		}
+		parts = append(parts, c)
+	} else {
+		parts = append(parts, "no commit recorded in this build")
+	}
+	parts = append(parts, bi.GoVersion+" "+runtime.GOOS+"/"+runtime.GOARCH)
+	return line + " (" + strings.Join(parts, "; ") + ")"
 }
 
 // EnvPrefix starts the environment twin of every flag.
@@ -142,6 +181,32 @@ func (rt *Runtime) AbsOrName(p string) string {
 		return p
 	}
 	return rt.Abs(p)
+}
+
+// noWorkspace are the commands that never look at a workspace.
+var noWorkspace = map[string]bool{"demo": true, "exit-codes": true, "key": true, "config": true,
+	"sign-metadata": true, "simulated-host": true, "simulated-build": true}
+
+// findWorkspace finds the workspace as git finds a work tree when -w is
+// not given (nor LAMBDA_CHECK_WORKSPACE): the nearest ancestor of the
+// working directory holding .git. Inside a submodule it refuses, naming
+// the superproject: a state directory and a cycle there would be a
+// workspace of one repository.
+func (rt *Runtime) findWorkspace(command string) error {
+	if rt.Globals.Workspace != "." || noWorkspace[strings.Fields(command + " x")[0]] {
+		return nil
+	}
+	root, super, err := gitrepo.FindWorkTree(rt.Env.Dir)
+	if err != nil || root == "" {
+		return nil // not in a repository: the command says what is missing
+	}
+	if super != "" {
+		rel, _ := filepath.Rel(super, root)
+		return exitcode.Input(fmt.Errorf("%s is the submodule %s of the workspace %s, not a workspace", rt.Env.Dir, rel, super),
+			fmt.Sprintf("run from the workspace, or give -w %s", super))
+	}
+	rt.Globals.Workspace = root
+	return nil
 }
 
 // WorkspaceDir is the absolute workspace directory.
@@ -304,7 +369,7 @@ func Main(ctx context.Context, args []string, env Env) int {
 		kong.Description(description),
 		kong.Writers(env.Stdout, env.Stderr),
 		kong.Exit(func(code int) { exited = code }),
-		kong.Vars{"version": "lambda-check " + Version()},
+		kong.Vars{"version": VersionLine()},
 		kong.UsageOnError(),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
 		kong.Resolvers(envResolver(env.Getenv)),
@@ -332,6 +397,9 @@ func Main(ctx context.Context, args []string, env Env) int {
 		return exitcode.Usage
 	}
 	rt := &Runtime{Ctx: ctx, Env: env, Globals: &c.Globals}
+	if err := rt.findWorkspace(kctx.Command()); err != nil {
+		return report(env.Stderr, err)
+	}
 	err = kctx.Run(rt)
 	rt.recordFailure(kctx.Command(), err)
 	return report(env.Stderr, err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path"
 	"path/filepath"
 	"sort"
@@ -65,4 +66,51 @@ func ParseGitmodules(b []byte, name string) ([]Submodule, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out, nil
+}
+
+// FindWorkTree finds the work tree dir is in as git does: the nearest
+// ancestor (dir itself included) holding .git. When that .git is a file
+// pointing into another repository's .git/modules, the work tree is a
+// submodule and super is the superproject's work tree.
+func FindWorkTree(dir string) (root, super string, err error) {
+	dir, err = filepath.Abs(dir)
+	if err != nil {
+		return "", "", err
+	}
+	for d := dir; ; {
+		st, err := os.Lstat(filepath.Join(d, ".git"))
+		switch {
+		case err == nil && st.IsDir():
+			return d, "", nil
+		case err == nil && st.Mode().IsRegular():
+			b, err := os.ReadFile(filepath.Join(d, ".git"))
+			if err != nil {
+				return "", "", err
+			}
+			gitdir, ok := strings.CutPrefix(strings.TrimSpace(string(b)), "gitdir:")
+			if !ok {
+				return d, "", nil
+			}
+			gitdir = strings.TrimSpace(gitdir)
+			if !filepath.IsAbs(gitdir) {
+				gitdir = filepath.Join(d, gitdir)
+			}
+			gitdir = filepath.Clean(gitdir)
+			// The superproject: an ancestor whose .git/modules holds it.
+			for up := filepath.Dir(d); ; up = filepath.Dir(up) {
+				if strings.HasPrefix(gitdir, filepath.Join(up, ".git", "modules")+string(filepath.Separator)) {
+					return d, up, nil
+				}
+				if up == filepath.Dir(up) {
+					break
+				}
+			}
+			return d, "", nil // a linked work tree, or a repository elsewhere
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			return "", "", nil
+		}
+		d = parent
+	}
 }
