@@ -70,6 +70,11 @@ type GovShowCmd struct {
 
 // Run shows one state.
 func (c *GovShowCmd) Run(rt *Runtime) error {
+	id, err := rt.ProposalID(c.ID)
+	if err != nil {
+		return err
+	}
+	c.ID = id
 	env, err := govEnv(rt)
 	if err != nil {
 		return err
@@ -143,6 +148,11 @@ threshold applies the proposal.`
 }
 
 func (c *GovDecisionCmd) decide(rt *Runtime, verdict string) error {
+	id, err := rt.ProposalID(c.ID)
+	if err != nil {
+		return err
+	}
+	c.ID = id
 	k, err := sign.ReadPrivateKey(rt.Abs(c.Key))
 	if err != nil {
 		return exitcode.Input(err, "")
@@ -182,6 +192,13 @@ failing, slow or lying decider leaves the proposal pending and is reported
 
 // Run runs the decider.
 func (c *GovDecideCmd) Run(rt *Runtime) error {
+	for i, p := range c.IDs {
+		id, err := rt.ProposalID(p)
+		if err != nil {
+			return err
+		}
+		c.IDs[i] = id
+	}
 	e, release, err := rt.Lock()
 	if err != nil {
 		return err
@@ -222,6 +239,11 @@ workspace back as it was.`
 
 // Run applies.
 func (c *GovApplyCmd) Run(rt *Runtime) error {
+	id, err := rt.ProposalID(c.ID)
+	if err != nil {
+		return err
+	}
+	c.ID = id
 	e, release, err := rt.Lock()
 	if err != nil {
 		return err

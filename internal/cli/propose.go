@@ -259,6 +259,11 @@ type ProposalsShowCmd struct {
 
 // Run shows a proposal.
 func (c *ProposalsShowCmd) Run(rt *Runtime) error {
+	id, err := rt.ProposalID(c.ID)
+	if err != nil {
+		return err
+	}
+	c.ID = id
 	dir := filepath.Join(rt.StateDirPath(), "proposals")
 	p, err := propose.Load(dir, c.ID)
 	if errors.Is(err, propose.ErrNoProposal) {
@@ -307,4 +312,14 @@ func (c *ProposalsShowCmd) Run(rt *Runtime) error {
 		rt.Printf("\n%s", b)
 	}
 	return nil
+}
+
+// ProposalID is the proposal an id or a unique prefix of one names (a
+// missing or ambiguous one is bad input, with the candidates).
+func (rt *Runtime) ProposalID(id string) (string, error) {
+	full, err := propose.Resolve(filepath.Join(rt.StateDirPath(), "proposals"), id)
+	if err != nil {
+		return "", exitcode.Input(err, "lambda-check proposals lists them")
+	}
+	return full, nil
 }

@@ -298,3 +298,34 @@ func memberKey(m Member) string {
 	lock, _ := json.Marshal(m.Lock)
 	return strings.Join([]string{KindUpgrade, m.Submodule, m.From, m.To, string(lock)}, "\x00")
 }
+
+// Resolve finds the proposal an operator means by id: the proposal of
+// that id, else the one whose id starts with it (ids are long: a unique
+// prefix is enough, as with git's commits). Several matches are an error
+// that names them.
+func Resolve(dir, id string) (string, error) {
+	if id == "" || strings.ContainsAny(id, "/\\") || strings.HasPrefix(id, ".") {
+		return "", fmt.Errorf("%q is not a proposal id (%s)", id, IDPattern())
+	}
+	if st, err := os.Stat(filepath.Join(dir, id)); err == nil && st.IsDir() && IDPattern().MatchString(id) {
+		return id, nil
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	var match []string
+	for _, e := range ents {
+		if e.IsDir() && strings.HasPrefix(e.Name(), id) && IDPattern().MatchString(e.Name()) {
+			match = append(match, e.Name())
+		}
+	}
+	switch len(match) {
+	case 0:
+		return "", fmt.Errorf("%w: %s", ErrNoProposal, id)
+	case 1:
+		return match[0], nil
+	}
+	sort.Strings(match)
+	return "", fmt.Errorf("%q is the start of %d proposal ids (%s): give more of it", id, len(match), strings.Join(match, ", "))
+}
