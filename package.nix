@@ -23,7 +23,7 @@ buildGoModule {
     ];
   };
 
-  vendorHash = "sha256-Lu/4sis7fEWv3fy7R68tzLfJiGtKrsidZCoKARNIUbA=";
+  vendorHash = "sha256-XuaaGppgYQqbTcOgdQ5p0XT+8+tYrPDd2JlaNO4KKmo=";
 
   subPackages = [ "cmd/lambda-check" ];
   env.CGO_ENABLED = 0;
