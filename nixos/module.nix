@@ -23,9 +23,17 @@ let
     ;
   system = pkgs.stdenv.hostPlatform.system;
 
-  settings = removeAttrs cfg.settings [ "schemaVersion" ] // {
-    schemaVersion = 1;
-  };
+  metricsFile = "${cfg.metrics.directory}/lambda-check.prom";
+  settings =
+    removeAttrs cfg.settings [ "schemaVersion" ]
+    // {
+      schemaVersion = 1;
+    }
+    // lib.optionalAttrs cfg.metrics.enable {
+      cycle = (cfg.settings.cycle or { }) // {
+        inherit metricsFile;
+      };
+    };
   # The configuration, checked by the binary: a misspelt key or a bad value
   # fails the build, not the first cycle.
   configFile =
@@ -92,6 +100,15 @@ in
 
     environment.systemPackages = [ cfg.package ];
 
+    # Metrics: the cycle writes them, node_exporter's textfile collector
+    # serves them (the directory is readable by it, writable by the cycle).
+    systemd.tmpfiles.rules = optional cfg.metrics.enable "d ${cfg.metrics.directory} 0755 ${cfg.user} ${cfg.group} - -";
+    services.prometheus.exporters.node = mkIf cfg.metrics.enable {
+      enable = mkDefault true;
+      enabledCollectors = [ "textfile" ];
+      extraFlags = [ "--collector.textfile.directory=${cfg.metrics.directory}" ];
+    };
+
     systemd.services.lambda-check = {
       description = "lambda-check cycle on ${toString cfg.workspace}";
       documentation = [ "https://github.com/lambda-os/lambda-check/blob/main/docs/cycle.md" ];
@@ -129,7 +146,11 @@ in
         # Least privilege: the workspace (apply commits there), the state
         # directory (StateDirectory) and what the operator adds.
         ProtectSystem = "strict";
-        ReadWritePaths = [ (toString cfg.workspace) ] ++ cfg.readWritePaths;
+        ReadWritePaths = [
+          (toString cfg.workspace)
+        ]
+        ++ cfg.readWritePaths
+        ++ optional cfg.metrics.enable cfg.metrics.directory;
         ProtectHome = if underHome then "read-only" else true;
         PrivateTmp = true;
         PrivateDevices = true;

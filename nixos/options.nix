@@ -171,6 +171,23 @@ in
       '';
     };
 
+    metrics = {
+      enable = mkEnableOption ''
+        metrics for Prometheus: each cycle writes its health, per-stage status
+        and duration, modules failing, proposals pending, audit verification
+        and last cycle time to a file that node_exporter's textfile collector
+        serves (this enables services.prometheus.exporters.node with that
+        collector)'';
+      directory = mkOption {
+        type = types.str;
+        default = "/var/lib/lambda-check-metrics";
+        description = ''
+          The textfile collector's directory; the cycle writes
+          `lambda-check.prom` there (settings.cycle.metricsFile).
+        '';
+      };
+    };
+
     extraArgs = mkOption {
       type = types.listOf types.str;
       default = [ ];

@@ -119,6 +119,7 @@ type CLI struct {
 	Cycle      CycleCmd      `cmd:"" help:"Run one health-and-upgrade round: every stage in order, under the lock; cycle.json."`
 	Watch      WatchCmd      `cmd:"" help:"Run cycles in the foreground at an interval (for hosts without systemd)."`
 	Report     ReportCmd     `cmd:"" aliases:"dashboard" help:"Show how the node has been doing: health over time, modules, proposals, events (text, JSON, HTML)."`
+	Status     StatusCmd     `cmd:"" help:"The node's state in one line (--json: as an object)."`
 	Notify     NotifyCmd     `cmd:"" help:"Tell the configured channels what changed (Telegram, webhook, desktop)."`
 	Snapshot   SnapshotCmd   `cmd:"" help:"Capture the workspace's exact state into snapshot.json."`
 	Diff       DiffCmd       `cmd:"" help:"Tell what changed between two snapshots."`

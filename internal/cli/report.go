@@ -9,6 +9,40 @@ import (
 type ReportCmd struct {
 	HTML   string `name:"html" placeholder:"OUT" help:"Also write a self-contained HTML page here (no external assets)."`
 	Events int    `default:"25" help:"How many recent audit events to show."`
+	Format string `default:"text" enum:"text,json,prometheus" help:"text, json (as --json), or prometheus: the metrics in Prometheus' text format."`
+}
+
+// StatusCmd is "lambda-check status".
+type StatusCmd struct{}
+
+// Help is shown by "lambda-check status --help".
+func (c *StatusCmd) Help() string {
+	return `One line: the last cycle's health and how long ago it ran (stale when
+older than three typical gaps between cycles), the stages that did not end
+ok, the modules failing, the proposals pending and the audit verification.
+--json gives the same as an object. It reads the state directory only.`
+}
+
+// Run shows the status.
+func (c *StatusCmd) Run(rt *Runtime) error {
+	e, err := rt.ReadWorkflow()
+	if err != nil {
+		return err
+	}
+	r, err := workflow.Report(rt.Ctx, e, 0)
+	if err != nil {
+		return err
+	}
+	s := healthreport.StatusOf(r)
+	if rt.Globals.JSON {
+		return rt.PrintJSON(struct {
+			Kind          string `json:"kind"`
+			SchemaVersion int    `json:"schemaVersion"`
+			healthreport.Status
+		}{"lambda-check/status", 1, s})
+	}
+	rt.Printf("%s\n", s.Line())
+	return nil
 }
 
 // Help is shown by "lambda-check report --help".
@@ -39,7 +73,10 @@ func (c *ReportCmd) Run(rt *Runtime) error {
 		}
 		rt.Logf("wrote %s", rt.Abs(c.HTML))
 	}
-	if rt.Globals.JSON {
+	switch {
+	case c.Format == "prometheus":
+		return healthreport.Prometheus(rt.Env.Stdout, healthreport.StatusOf(r))
+	case rt.Globals.JSON || c.Format == "json":
 		return rt.PrintJSON(r)
 	}
 	healthreport.Text(rt.Env.Stdout, r)

@@ -149,6 +149,10 @@ type Cycle struct {
 	// ReportHTML, when set, is where every cycle writes the HTML report
 	// (a dashboard a web server can serve).
 	ReportHTML string `json:"reportHtml,omitempty"`
+	// MetricsFile, when set, is where every cycle writes its metrics in
+	// Prometheus' text format (name it *.prom in node_exporter's textfile
+	// collector directory).
+	MetricsFile string `json:"metricsFile,omitempty"`
 }
 
 // Audit configures the audit log.

@@ -108,15 +108,24 @@ func Cycle(ctx context.Context, e *Env, o CycleOptions) (*cycle.Summary, error) 
 			e.Logf("warning: audit.checkpointKey: %v", err)
 		}
 	}
-	if p := cfg.Path(cfg.Cycle.ReportHTML); p != "" {
-		// The round is done and recorded; a report that cannot be written
-		// is said, not fatal.
+	// The round is done and recorded; a report or metrics file that cannot
+	// be written is said, not fatal.
+	html, metrics := cfg.Path(cfg.Cycle.ReportHTML), cfg.Path(cfg.Cycle.MetricsFile)
+	if html != "" || metrics != "" {
 		rep, err := Report(ctx, e, 25)
-		if err == nil {
-			err = WriteReportHTML(rep, p)
-		}
 		if err != nil {
-			e.Logf("warning: cycle.reportHtml: %v", err)
+			e.Logf("warning: the cycle's report: %v", err)
+			return sum, nil
+		}
+		if html != "" {
+			if err := WriteReportHTML(rep, html); err != nil {
+				e.Logf("warning: cycle.reportHtml: %v", err)
+			}
+		}
+		if metrics != "" {
+			if err := WriteMetrics(rep, metrics); err != nil {
+				e.Logf("warning: cycle.metricsFile: %v", err)
+			}
 		}
 	}
 	return sum, nil

@@ -150,6 +150,19 @@ func WriteReportHTML(r *healthreport.Report, p string) error {
 	return nil
 }
 
+// WriteMetrics writes the report's status in Prometheus' text format,
+// atomically (node_exporter's textfile collector never reads half a file).
+func WriteMetrics(r *healthreport.Report, p string) error {
+	var buf bytes.Buffer
+	if err := healthreport.Prometheus(&buf, healthreport.StatusOf(r)); err != nil {
+		return err
+	}
+	if err := artifact.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	return nil
+}
+
 // seconds shortens an RFC 3339 time to whole seconds for people.
 func seconds(s string) string {
 	t, err := time.Parse(time.RFC3339Nano, s)
