@@ -18,6 +18,7 @@ import (
 	"github.com/lambda-os/lambda-check/internal/stage/governance"
 	"github.com/lambda-os/lambda-check/internal/stage/policy"
 	"github.com/lambda-os/lambda-check/internal/stage/snapshot"
+	"github.com/lambda-os/lambda-check/internal/stage/verify"
 )
 
 // CycleOptions are a cycle's flags; the configuration's cycle section
@@ -231,7 +232,7 @@ func (r *round) verify(ctx context.Context) cycle.Outcome {
 		return broke(err)
 	}
 	s := res.Report.Summary
-	return judged(VerifyVerdict(res.Report), fmt.Sprintf("%s: %d of %d modules pass", s.Verdict, s.Pass, s.Modules),
+	return judged(VerifyVerdict(res.Report), fmt.Sprintf("%s: %d of %d modules pass", s.Verdict, s.Pass, s.Modules)+failingModules(res.Report.Modules),
 		map[string]int{"modules": s.Modules, "pass": s.Pass, "fail": s.Fail})
 }
 
@@ -263,8 +264,68 @@ func (r *round) checkPolicy(ctx context.Context) cycle.Outcome {
 		return broke(err)
 	}
 	s := res.Report.Summary
-	return judged(PolicyVerdict(res.Report, false), fmt.Sprintf("%s: %d deny, %d warn", s.Verdict, s.Deny, s.Warn),
+	return judged(PolicyVerdict(res.Report, false), fmt.Sprintf("%s: %d deny, %d warn", s.Verdict, s.Deny, s.Warn)+denyNames(res.Report.Findings),
 		map[string]int{"deny": s.Deny, "warn": s.Warn})
+}
+
+// namedFindings is how many deny findings (or failing modules) a stage's
+// detail names; the rest are counted.
+const namedFindings = 3
+
+// denyNames names the deny findings where health is shown (the cycle's
+// output, the report, every notification): rule, subject and hint.
+func denyNames(fs []policy.Finding) string {
+	var names []string
+	n := 0
+	for _, f := range fs {
+		if f.Severity != policy.Deny {
+			continue
+		}
+		n++
+		if len(names) < namedFindings {
+			s := f.Rule + " " + f.Subject.Name
+			if f.Hint != "" {
+				s += ": " + firstLine(f.Hint)
+			}
+			names = append(names, s)
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	out := " — " + strings.Join(names, "; ")
+	if n > len(names) {
+		out += fmt.Sprintf("; and %d more", n-len(names))
+	}
+	return out
+}
+
+// failingModules names the modules that failed, with their reasons.
+func failingModules(ms []verify.Module) string {
+	var names []string
+	n := 0
+	for _, m := range ms {
+		if m.Verdict == verify.Pass {
+			continue
+		}
+		n++
+		if len(names) < namedFindings {
+			names = append(names, m.Name+" "+m.Reason)
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	out := " — " + strings.Join(names, "; ")
+	if n > len(names) {
+		out += fmt.Sprintf("; and %d more", n-len(names))
+	}
+	return out
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	return s
 }
 
 func (r *round) findUpgrades(ctx context.Context) cycle.Outcome {
