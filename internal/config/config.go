@@ -12,6 +12,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -292,6 +293,9 @@ func Parse(b []byte, name string) (*Config, error) {
 		return nil, fmt.Errorf("config %s: schemaVersion %d is not supported (this build reads %d)", name, *probe.SchemaVersion, Version)
 	}
 	if err := NoDuplicateKeys(b); err != nil {
+		return nil, fmt.Errorf("config %s: %w", name, err)
+	}
+	if err := knownKeys(b, reflect.TypeOf(Config{})); err != nil {
 		return nil, fmt.Errorf("config %s: %w", name, err)
 	}
 	cfg := Default()

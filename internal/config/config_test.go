@@ -23,8 +23,8 @@ func TestParse(t *testing.T) {
 func TestParseErrors(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct{ in, err string }{
-		{`{"schemaVersion":1,"snapshot":{"paralelism":3}}`, `unknown field "paralelism"`},
-		{`{"schemaVersion":1,"colour":"red"}`, `unknown field "colour"`},
+		{`{"schemaVersion":1,"snapshot":{"paralelism":3}}`, `line 1, column 32: unknown key "snapshot.paralelism"; did you mean "parallelism"?`},
+		{`{"schemaVersion":1,"colour":"red"}`, `line 1, column 20: unknown key "colour"`},
 		{`{"snapshot":{}}`, `missing "schemaVersion"`},
 		{`{"schemaVersion":2}`, "schemaVersion 2 is not supported"},
 		{"{\"schemaVersion\":1,\n\"snapshot\":{\"parallelism\":\"x\"}}", "line 2"},
@@ -92,4 +92,20 @@ func TestDuplicateKeysRefused(t *testing.T) {
 	assert.NilError(t, err)
 	_, err = config.Parse([]byte(`{"schemaVersion": 1, "governance": {"backend": "multisig", "threshold": 0}}`), "t0")
 	assert.ErrorContains(t, err, "governance.threshold must be at least 1")
+}
+
+// Keys are matched exactly (encoding/json alone takes "reportHTML" for
+// "reportHtml"); a wrong one is named with its place and the key meant.
+func TestKnownKeys(t *testing.T) {
+	for in, want := range map[string]string{
+		"{\"schemaVersion\": 1,\n \"cycle\": {\"reportHTML\": \"x\"}}": `line 2, column 12: unknown key "cycle.reportHTML"; did you mean "reportHtml"? (keys are case-sensitive)`,
+		"{\"schemaVersion\": 1, \"verify\": {\"calls\": [{\"modul\": \"m\"}]}}":  `unknown key "verify.calls[0].modul"; did you mean "module"?`,
+		"{\"schemaVersion\": 1, \"zzz\": 1}":                                         `line 1, column 22: unknown key "zzz"`,
+	} {
+		_, err := config.Parse([]byte(in), "t")
+		assert.ErrorContains(t, err, want)
+	}
+	// Maps take any key.
+	_, err := config.Parse([]byte(`{"schemaVersion": 1, "upgrades": {"insteadOf": {"git@github.com:": "file:///m/"}}}`), "t")
+	assert.NilError(t, err)
 }
