@@ -98,9 +98,9 @@ func TestDuplicateKeysRefused(t *testing.T) {
 // "reportHtml"); a wrong one is named with its place and the key meant.
 func TestKnownKeys(t *testing.T) {
 	for in, want := range map[string]string{
-		"{\"schemaVersion\": 1,\n \"cycle\": {\"reportHTML\": \"x\"}}": `line 2, column 12: unknown key "cycle.reportHTML"; did you mean "reportHtml"? (keys are case-sensitive)`,
-		"{\"schemaVersion\": 1, \"verify\": {\"calls\": [{\"modul\": \"m\"}]}}":  `unknown key "verify.calls[0].modul"; did you mean "module"?`,
-		"{\"schemaVersion\": 1, \"zzz\": 1}":                                         `line 1, column 22: unknown key "zzz"`,
+		"{\"schemaVersion\": 1,\n \"cycle\": {\"reportHTML\": \"x\"}}":          `line 2, column 12: unknown key "cycle.reportHTML"; did you mean "reportHtml"? (keys are case-sensitive)`,
+		"{\"schemaVersion\": 1, \"verify\": {\"calls\": [{\"modul\": \"m\"}]}}": `unknown key "verify.calls[0].modul"; did you mean "module"?`,
+		"{\"schemaVersion\": 1, \"zzz\": 1}":                                    `line 1, column 22: unknown key "zzz"`,
 	} {
 		_, err := config.Parse([]byte(in), "t")
 		assert.ErrorContains(t, err, want)
