@@ -140,6 +140,8 @@ type CLI struct {
 	SignMetadata SignMetadataCmd `cmd:"" name:"sign-metadata" help:"Sign module metadata.json files with a key."`
 	Demo         DemoCmd         `cmd:"" help:"Build a sample Logos workspace and run the stages on it."`
 	ExitCodes    ExitCodesCmd    `cmd:"" name:"exit-codes" help:"List the exit codes and what they mean."`
+	Completion   CompletionCmd   `cmd:"" help:"Print a shell completion script (bash, zsh, fish): commands, flags, proposal ids."`
+	Man          ManCmd          `cmd:"" help:"Print the manual page (roff), generated from the commands."`
 
 	SimulatedHost  SimulatedHostCmd  `cmd:"" name:"simulated-host" hidden:"" help:"The demo's simulated Logos host (not a runtime)."`
 	SimulatedBuild SimulatedBuildCmd `cmd:"" name:"simulated-build" hidden:"" help:"The demo's simulated module build."`
@@ -165,6 +167,8 @@ type Runtime struct {
 	// locked says the command took the state lock (a failure after it is
 	// recorded).
 	locked bool
+	// app is the command model (for the manual page).
+	app *kong.Application
 }
 
 // Abs resolves p against the working directory.
@@ -185,7 +189,7 @@ func (rt *Runtime) AbsOrName(p string) string {
 }
 
 // noWorkspace are the commands that never look at a workspace.
-var noWorkspace = map[string]bool{"demo": true, "exit-codes": true, "key": true, "config": true,
+var noWorkspace = map[string]bool{"demo": true, "exit-codes": true, "key": true, "config": true, "completion": true, "man": true,
 	"sign-metadata": true, "simulated-host": true, "simulated-build": true}
 
 // findWorkspace finds the workspace as git finds a work tree when -w is
@@ -379,6 +383,10 @@ func Main(ctx context.Context, args []string, env Env) int {
 		fmt.Fprintf(env.Stderr, "lambda-check: error: %v\n", err)
 		return exitcode.Error
 	}
+	if len(args) > 0 && args[0] == completeArg {
+		complete(env.Stdout, parser.Model, args[1:], env.Getenv, env.Dir)
+		return exitcode.OK
+	}
 	if len(args) == 0 {
 		// No command: show what there is, as a usage error.
 		parser.Stdout = env.Stderr
@@ -397,7 +405,7 @@ func Main(ctx context.Context, args []string, env Env) int {
 		fmt.Fprintf(env.Stderr, "lambda-check: error: %v\n", err)
 		return exitcode.Usage
 	}
-	rt := &Runtime{Ctx: ctx, Env: env, Globals: &c.Globals}
+	rt := &Runtime{Ctx: ctx, Env: env, Globals: &c.Globals, app: parser.Model}
 	if err := rt.findWorkspace(kctx.Command()); err != nil {
 		return report(env.Stderr, err)
 	}
