@@ -5,6 +5,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -411,6 +412,9 @@ func Main(ctx context.Context, args []string, env Env) int {
 	}
 	err = kctx.Run(rt)
 	rt.recordFailure(kctx.Command(), err)
+	if c.Globals.JSON && err != nil {
+		return reportJSON(env.Stderr, err)
+	}
 	return report(env.Stderr, err)
 }
 
@@ -451,6 +455,27 @@ func report(w io.Writer, err error) int {
 			fmt.Fprintf(w, "lambda-check: hint: %s\n", h)
 		}
 	}
+	return code
+}
+
+// reportJSON writes err as one JSON object on stderr (with --json, a
+// program reads the error as it reads the output) and returns its code.
+func reportJSON(w io.Writer, err error) int {
+	code := exitcode.Of(err)
+	kind := map[int]string{exitcode.Fail: "fail", exitcode.Cancelled: "cancelled", exitcode.Usage: "usage",
+		exitcode.BadInput: "bad-input", exitcode.Busy: "busy"}[code]
+	if kind == "" {
+		kind = "error"
+	}
+	b, _ := json.Marshal(struct {
+		Kind          string `json:"kind"`
+		SchemaVersion int    `json:"schemaVersion"`
+		Code          int    `json:"code"`
+		Class         string `json:"class"`
+		Message       string `json:"message"`
+		Hint          string `json:"hint,omitempty"`
+	}{"lambda-check/error", 1, code, kind, err.Error(), exitcode.Hint(err)})
+	fmt.Fprintf(w, "%s\n", b)
 	return code
 }
 
