@@ -50,6 +50,29 @@ let
 
   channels = cfg.settings.notify.channels or [ ];
   inlineSecrets = builtins.filter (c: c ? token || c ? secret || c ? botToken) channels;
+  # Every setting that names a secret's file: one in the Nix store (a path
+  # literal such as ./token is copied there) is world-readable.
+  secretSettings =
+    (map (c: {
+      name = "notify.channels.${c.name or "?"}.tokenFile";
+      value = c.tokenFile or null;
+    }) channels)
+    ++ (map (c: {
+      name = "notify.channels.${c.name or "?"}.secretFile";
+      value = c.secretFile or null;
+    }) channels)
+    ++ [
+      {
+        name = "heal.key";
+        value = cfg.settings.heal.key or null;
+      }
+      {
+        name = "audit.checkpointKey";
+        value = cfg.settings.audit.checkpointKey or null;
+      }
+    ];
+  inStore = v: v != null && (builtins.isPath v || hasPrefix builtins.storeDir (toString v));
+  storedSecrets = map (s: s.name) (builtins.filter (s: inStore s.value) secretSettings);
   bwrap = cfg.settings.verify.bwrap or false;
   underHome = hasPrefix "/home/" (toString cfg.workspace) || hasPrefix "/root/" (toString cfg.workspace);
 in
@@ -77,6 +100,10 @@ in
       {
         assertion = inlineSecrets == [ ];
         message = "services.lambda-check.settings.notify.channels: a secret is written inline (token, secret or botToken); it would be world-readable in the Nix store. Use tokenFile / secretFile with a credential: services.lambda-check.credentials.<name> and \"/run/credentials/lambda-check.service/<name>\".";
+      }
+      {
+        assertion = storedSecrets == [ ];
+        message = "services.lambda-check.settings: ${lib.concatStringsSep ", " storedSecrets} name a secret in the Nix store (a path literal like ./healer.key is copied there), which every user can read. Give a string path outside the store, e.g. a credential: services.lambda-check.credentials.<name> = \"/run/secrets/<name>\" and \"/run/credentials/lambda-check.service/<name>\".";
       }
       {
         assertion = builtins.all (p: !(hasPrefix builtins.storeDir (toString p))) (attrValues cfg.credentials);

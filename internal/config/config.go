@@ -336,7 +336,30 @@ func Load(p string, optional bool) (*Config, error) {
 	return c, nil
 }
 
+// storeDir is the Nix store: every user can read it.
+const storeDir = "/nix/store/"
+
+// secretsOutsideStore refuses a secret's file in the Nix store (where a
+// Nix path literal in the settings is copied): it would be world-readable.
+func (c *Config) secretsOutsideStore() error {
+	type secret struct{ key, path string }
+	secrets := []secret{{"heal.key", c.Heal.Key}, {"audit.checkpointKey", c.Audit.CheckpointKey}}
+	for i, ch := range c.Notify.Channels {
+		secrets = append(secrets, secret{fmt.Sprintf("notify.channels[%d].tokenFile", i), ch.TokenFile},
+			secret{fmt.Sprintf("notify.channels[%d].secretFile", i), ch.SecretFile})
+	}
+	for _, s := range secrets {
+		if strings.HasPrefix(filepath.Clean(s.path)+"/", storeDir) {
+			return fmt.Errorf("%s is in the Nix store (%s), which every user can read: keep the secret outside it (a systemd credential, /run/credentials/<unit>/<name>, or a sops secret)", s.key, s.path)
+		}
+	}
+	return nil
+}
+
 func (c *Config) validate() error {
+	if err := c.secretsOutsideStore(); err != nil {
+		return err
+	}
 	if c.Snapshot.Parallelism < 0 {
 		return fmt.Errorf("snapshot.parallelism must be >= 0, got %d", c.Snapshot.Parallelism)
 	}

@@ -109,3 +109,17 @@ func TestKnownKeys(t *testing.T) {
 	_, err := config.Parse([]byte(`{"schemaVersion": 1, "upgrades": {"insteadOf": {"git@github.com:": "file:///m/"}}}`), "t")
 	assert.NilError(t, err)
 }
+
+// A secret's file in the Nix store is refused: every user can read it.
+func TestSecretsOutsideStore(t *testing.T) {
+	for _, in := range []string{
+		`{"schemaVersion": 1, "heal": {"key": "/nix/store/abc-healer.key"}}`,
+		`{"schemaVersion": 1, "audit": {"checkpointKey": "/nix/store/abc-cp.key"}}`,
+		`{"schemaVersion": 1, "notify": {"channels": [{"name": "tg", "type": "telegram", "chatId": "1", "tokenFile": "/nix/store/abc-token"}]}}`,
+	} {
+		_, err := config.Parse([]byte(in), "t")
+		assert.ErrorContains(t, err, "in the Nix store")
+	}
+	_, err := config.Parse([]byte(`{"schemaVersion": 1, "heal": {"key": "/run/credentials/lambda-check.service/healer"}}`), "t")
+	assert.NilError(t, err)
+}
