@@ -56,7 +56,7 @@
         checks = lib.genAttrs [ "x86_64-linux" ] (system: self.checks.${system});
       };
 
-      formatter = forAllSystems (pkgs: pkgs.nixfmt-rfc-style);
+      formatter = forAllSystems (pkgs: pkgs.nixfmt);
 
       devShells = forAllSystems (pkgs: {
         default = pkgs.mkShell {

@@ -108,15 +108,30 @@ in
       touch $out
     '';
 
-  # The templates are flakes with a description, and the workspace
-  # template's checks evaluate against nixlib.
-  templates = pkgs.runCommand "lambda-check-templates" { } ''
-    ${lib.concatMapStringsSep "\n" (t: ''
-      test -f ${../templates}/${t}/flake.nix || { echo "templates/${t}/flake.nix missing"; exit 1; }
-    '') [ "default" "nixos" ]}
-    echo ${lib.escapeShellArg self.templates.default.description} > $out
-    echo ${lib.escapeShellArg self.templates.nixos.description} >> $out
-  '';
+  # The templates, evaluated for real: the workspace template's checks
+  # against a sample workspace, and the NixOS template's whole system (its
+  # toplevel derivation is instantiated, so every option it sets must
+  # type-check). Building this derivation needs only the evaluation.
+  templates =
+    let
+      workspace = (import ../templates/default/flake.nix).outputs {
+        self = ../nixlib/testdata/workspace;
+        lambda-check = self;
+      };
+      node = (import ../templates/nixos/flake.nix).outputs {
+        inherit nixpkgs;
+        lambda-check = self;
+      };
+    in
+    pkgs.runCommand "lambda-check-templates"
+      {
+        workspaceChecks = lib.concatMapStringsSep " " (c: c.drvPath) (builtins.attrValues (workspace.checks.${system} or { }));
+        nodeSystem = node.nixosConfigurations.logos-node.config.system.build.toplevel.drvPath;
+      }
+      ''
+        echo "workspace template checks: $workspaceChecks" > $out
+        echo "NixOS template system: $nodeSystem" >> $out
+      '';
 
   # The timer runs the cycle on a generated workspace, as its own user,
   # and the cycle's health and audit chain come out.

@@ -29,10 +29,11 @@ let
     // {
       schemaVersion = 1;
     }
-    // lib.optionalAttrs cfg.metrics.enable {
-      cycle = (cfg.settings.cycle or { }) // {
-        inherit metricsFile;
-      };
+    // {
+      cycle =
+        (cfg.settings.cycle or { })
+        // lib.optionalAttrs cfg.metrics.enable { inherit metricsFile; }
+        // lib.optionalAttrs cfg.dashboard.enable { reportHtml = "${cfg.dashboard.directory}/index.html"; };
     };
   # The configuration, checked by the binary: a misspelt key or a bad value
   # fails the build, not the first cycle.
@@ -129,7 +130,9 @@ in
 
     # Metrics: the cycle writes them, node_exporter's textfile collector
     # serves them (the directory is readable by it, writable by the cycle).
-    systemd.tmpfiles.rules = optional cfg.metrics.enable "d ${cfg.metrics.directory} 0755 ${cfg.user} ${cfg.group} - -";
+    systemd.tmpfiles.rules =
+      optional cfg.metrics.enable "d ${cfg.metrics.directory} 0755 ${cfg.user} ${cfg.group} - -"
+      ++ optional cfg.dashboard.enable "d ${cfg.dashboard.directory} 0755 ${cfg.user} ${cfg.group} - -";
     services.prometheus.exporters.node = mkIf cfg.metrics.enable {
       enable = mkDefault true;
       enabledCollectors = [ "textfile" ];
@@ -177,7 +180,8 @@ in
           (toString cfg.workspace)
         ]
         ++ cfg.readWritePaths
-        ++ optional cfg.metrics.enable cfg.metrics.directory;
+        ++ optional cfg.metrics.enable cfg.metrics.directory
+        ++ optional cfg.dashboard.enable cfg.dashboard.directory;
         ProtectHome = if underHome then "read-only" else true;
         PrivateTmp = true;
         PrivateDevices = true;
@@ -227,7 +231,9 @@ in
         else
           {
             OnBootSec = "2min";
-            OnUnitActiveSec = cfg.interval;
+            # From the end of a cycle (the unit's deactivation), so a long
+            # cycle never shortens the pause before the next.
+            OnUnitInactiveSec = cfg.interval;
             RandomizedDelaySec = "30s";
           };
     };

@@ -90,8 +90,9 @@ in
       example = "15min";
       description = ''
         Time from the end of one cycle to the start of the next
-        (OnUnitActiveSec). Ignored when {option}`services.lambda-check.timerConfig`
-        is set.
+        (the timer's OnUnitInactiveSec; the first cycle runs 2 minutes
+        after boot), plus up to 30 s of randomized delay. Ignored when
+        {option}`services.lambda-check.timerConfig` is set.
       '';
     };
 
@@ -103,7 +104,7 @@ in
       '';
       description = ''
         The timer's [Timer] section, replacing the default
-        `{ OnBootSec = "2min"; OnUnitActiveSec = interval; RandomizedDelaySec = "30s"; }`.
+        `{ OnBootSec = "2min"; OnUnitInactiveSec = interval; RandomizedDelaySec = "30s"; }`.
         With OnCalendar, `Persistent = true` runs a cycle missed while the
         machine was off.
       '';
@@ -169,6 +170,25 @@ in
         workspace and the state directory only), for instance where
         verify.build writes the modules.
       '';
+    };
+
+    dashboard = {
+      enable = mkEnableOption ''
+        the HTML report as a dashboard: every cycle rewrites
+        `index.html` in a directory a web server can read (the state
+        directory is 0750, so the report must not live there)'';
+      directory = mkOption {
+        type = types.str;
+        default = "/var/lib/lambda-check-www";
+        example = literalExpression ''
+          # served by nginx:
+          # services.nginx.virtualHosts."node.example".locations."/lambda-check/".alias = "/var/lib/lambda-check-www/";
+          "/var/lib/lambda-check-www"'';
+        description = ''
+          Where the cycle writes `index.html` (settings.cycle.reportHtml);
+          created 0755, owned by the service's user.
+        '';
+      };
     };
 
     metrics = {

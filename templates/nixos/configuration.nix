@@ -16,14 +16,18 @@
       telegram-token = "/run/secrets/lambda-check/telegram-token";
     };
 
+    # The HTML report, rewritten by every cycle in /var/lib/lambda-check-www
+    # (readable by a web server, unlike the state directory), and the
+    # metrics for Prometheus through node_exporter's textfile collector.
+    dashboard.enable = true;
+    metrics.enable = true;
+
     settings = {
       # verify: the modules the workspace builds, loaded by the real host.
       verify = {
         modulesDir = "/srv/logos-workspace/result/modules";
         deadline = "10s";
       };
-      # The HTML report, rewritten by every cycle: serve it with any web server.
-      cycle.reportHtml = "/var/lib/lambda-check/www/index.html";
       upgrades.insteadOf = {
         "git@github.com:" = "https://github.com/";
       };
