@@ -40,7 +40,7 @@ let
   configFile =
     pkgs.runCommand "lambda-check-config.json"
       {
-        nativeBuildInputs = [ cfg.package ];
+        nativeBuildInputs = [ cfg.validationPackage ];
         value = builtins.toJSON settings;
         passAsFile = [ "value" ];
       }
@@ -84,6 +84,7 @@ in
     services.lambda-check.package = mkDefault (
       pkgs.lambda-check or (if self != null then self.packages.${system}.default else null)
     );
+    services.lambda-check.validationPackage = mkDefault (pkgs.buildPackages.lambda-check or cfg.package);
 
     assertions = [
       {
@@ -126,7 +127,18 @@ in
     };
     users.groups = mkIf (cfg.group == "lambda-check") { lambda-check = { }; };
 
-    environment.systemPackages = [ cfg.package ];
+    # lambda-check for the operator: the service's workspace, state
+    # directory and configuration preset (each overridable by its flag or
+    # environment variable), so `sudo -u lambda-check lambda-check status`
+    # reads what the timer writes.
+    environment.systemPackages = [
+      (pkgs.writeShellScriptBin "lambda-check" ''
+        export LAMBDA_CHECK_WORKSPACE="''${LAMBDA_CHECK_WORKSPACE:-${toString cfg.workspace}}"
+        export LAMBDA_CHECK_STATE_DIR="''${LAMBDA_CHECK_STATE_DIR:-${cfg.stateDir}}"
+        export LAMBDA_CHECK_CONFIG="''${LAMBDA_CHECK_CONFIG:-${configFile}}"
+        exec ${lib.getExe cfg.package} "$@"
+      '')
+    ];
 
     # Metrics: the cycle writes them, node_exporter's textfile collector
     # serves them (the directory is readable by it, writable by the cycle).

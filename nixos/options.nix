@@ -36,6 +36,16 @@ in
       description = "The lambda-check package.";
     };
 
+    validationPackage = mkOption {
+      type = types.package;
+      defaultText = literalExpression "pkgs.buildPackages.lambda-check or config.services.lambda-check.package";
+      description = ''
+        The lambda-check that checks the configuration while the system is
+        built (`config check`): it runs on the build machine, so for a cross
+        build it must be the build platform's package.
+      '';
+    };
+
     workspace = mkOption {
       type = types.nullOr types.path;
       default = null;
