@@ -7,6 +7,7 @@ package report
 
 import (
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/lambda-os/lambda-check/internal/stage/cycle"
@@ -43,6 +44,22 @@ type Module struct {
 	Runs   int `json:"runs"`
 	// LastPass is when it last passed ("" never).
 	LastPass string `json:"lastPass,omitempty"`
+	// History is its last verdicts, oldest first (at most 20).
+	History []string `json:"history,omitempty"`
+	// URL is the pinned commit's page upstream, when the remote is a
+	// known forge.
+	URL string `json:"url,omitempty"`
+}
+
+// Upgrade is one repository the remote is ahead of.
+type Upgrade struct {
+	Submodule string `json:"submodule"`
+	Branch    string `json:"branch"`
+	Pin       string `json:"pin"`
+	Head      string `json:"head"`
+	Behind    int    `json:"behind"`
+	// URL is the compare view pin...head upstream, when known.
+	URL string `json:"url,omitempty"`
 }
 
 // Proposal is one proposal and its state.
@@ -55,6 +72,11 @@ type Proposal struct {
 	Commits   int    `json:"commits"`
 	State     string `json:"state"`
 	Why       string `json:"why,omitempty"`
+	// Command is what an operator runs next: approve a pending one,
+	// apply an approved one.
+	Command string `json:"command,omitempty"`
+	// URL is the compare view from...to upstream, when known.
+	URL string `json:"url,omitempty"`
 }
 
 // Event is one audit event.
@@ -78,19 +100,75 @@ type Report struct {
 	Node      string `json:"node"`
 	Generated string `json:"generated"`
 	// Health is the last cycle's; Since is when that health began.
-	Health    string               `json:"health"`
-	Since     string               `json:"since,omitempty"`
-	Reasons   []string             `json:"reasons"`
-	LastCycle *cycle.Summary       `json:"lastCycle,omitempty"`
-	Cycles    int                  `json:"cycles"`
-	Uptime    []Uptime             `json:"uptime"`
-	Timeline  []Span               `json:"timeline"`
-	Modules   []Module             `json:"modules"`
-	Proposals []Proposal           `json:"proposals"`
-	Events    []Event              `json:"events"`
-	Failures  []Failure            `json:"failures"`
-	Audit     string               `json:"audit"` // the last cycle's audit verification: ok, fail, or ""
-	History   []cycle.HistoryEntry `json:"-"`
+	Health    string         `json:"health"`
+	Since     string         `json:"since,omitempty"`
+	Reasons   []string       `json:"reasons"`
+	LastCycle *cycle.Summary `json:"lastCycle,omitempty"`
+	Cycles    int            `json:"cycles"`
+	Uptime    []Uptime       `json:"uptime"`
+	Timeline  []Span         `json:"timeline"`
+	Modules   []Module       `json:"modules"`
+	Proposals []Proposal     `json:"proposals"`
+	Events    []Event        `json:"events"`
+	Failures  []Failure      `json:"failures"`
+	Audit     string         `json:"audit"` // the last cycle's audit verification: ok, fail, or ""
+	// Upgrades are the repositories the last upgrades run found behind.
+	Upgrades []Upgrade `json:"upgrades"`
+	// Stale: the last cycle is older than three typical gaps between
+	// cycles, so its health no longer counts.
+	Stale   bool                 `json:"stale"`
+	History []cycle.HistoryEntry `json:"-"`
+}
+
+// WebURL is a forge's web address for a remote URL (git@host:o/r.git,
+// ssh://git@host/o/r, https://host/o/r.git), "" for local or unknown
+// remotes.
+func WebURL(remote string) string {
+	u := strings.TrimSuffix(strings.TrimSuffix(remote, "/"), ".git")
+	switch {
+	case strings.HasPrefix(u, "https://"):
+	case strings.HasPrefix(u, "ssh://"):
+		rest := strings.TrimPrefix(u, "ssh://")
+		if i := strings.IndexByte(rest, '@'); i >= 0 {
+			rest = rest[i+1:]
+		}
+		host, path, ok := strings.Cut(rest, "/")
+		if !ok {
+			return ""
+		}
+		host, _, _ = strings.Cut(host, ":")
+		u = "https://" + host + "/" + path
+	case strings.Contains(u, "@") && strings.Contains(u, ":") && !strings.Contains(u, "://"):
+		_, rest, _ := strings.Cut(u, "@")
+		host, path, _ := strings.Cut(rest, ":")
+		u = "https://" + host + "/" + path
+	default:
+		return ""
+	}
+	host := strings.TrimPrefix(u, "https://")
+	host, _, _ = strings.Cut(host, "/")
+	for _, forge := range []string{"github.com", "gitlab.com", "codeberg.org"} {
+		if host == forge {
+			return u
+		}
+	}
+	return ""
+}
+
+// CommitURL and CompareURL are a forge's pages for a commit and a range.
+func CommitURL(web, commit string) string {
+	if web == "" || commit == "" {
+		return ""
+	}
+	return web + "/commit/" + commit
+}
+
+// CompareURL is the forge's view of the commits from..to.
+func CompareURL(web, from, to string) string {
+	if web == "" || from == "" || to == "" {
+		return ""
+	}
+	return web + "/compare/" + from + "..." + to
 }
 
 // Timeline turns the cycle history into spans over [from, now]: a cycle's

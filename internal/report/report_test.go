@@ -4,9 +4,14 @@ import (
 	"bytes"
 	"context"
 	"image/png"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -72,17 +77,24 @@ func sample() *Report {
 	spans := Timeline(h, t0, now, 15*time.Minute)
 	return &Report{
 		Node: "/srv/logos-workspace", Generated: now.Format(time.RFC3339), Health: cycle.Degraded, Since: h[2].Finished,
-		Reasons: []string{"verify: 1 of 3 modules fail"}, Cycles: 3,
+		Reasons: []string{"verify: 1 of 3 modules fail", "policy: fail: 1 deny, 0 warn — lock-drift repos/logos-wallet-module: the gitlink is newer: nix flake lock --override-input logos-wallet-module 'git+file:///srv/remotes/logos-wallet-module.git?ref=master&rev=09a6355569f24b52d69f4b4729a0b3ba7460cf23'"}, Cycles: 3,
 		LastCycle: &cycle.Summary{Finished: h[2].Finished, DurationMs: 812, Health: cycle.Degraded, Exit: 3,
 			Stages: []cycle.StageResult{{Name: "snapshot", Status: "ok", Detail: "5 submodules"}, {Name: "verify", Status: "fail", Detail: "fail: 2 of 3 modules pass"}}},
 		Uptime:   []Uptime{UptimeOf("24h", spans)},
 		Timeline: spans,
-		Modules: []Module{{Name: "chat<sdk>_module", Verdict: "fail", Reason: "crashed: killed by SIGSEGV", Runs: 3, Passed: 2},
-			{Name: "waku_module", Verdict: "pass", Runs: 3, Passed: 3}},
-		Proposals: []Proposal{{ID: "rb-logos-chat-module-1", Kind: "rollback", Submodule: "repos/logos-chat-module", From: "aaaa", To: "bbbb", State: "pending"}},
-		Events:    []Event{{Seq: 9, Time: h[2].Finished, Stage: "cycle", Result: "fail", Detail: "degraded in 812ms"}},
-		Failures:  []Failure{{Time: h[2].Finished, Module: "chat<sdk>_module", Reason: "crashed"}},
-		Audit:     "ok",
+		Modules: []Module{{Name: "chat<sdk>_module", Verdict: "fail", Reason: "crashed-in-constructor: SIGSEGV while the plugin was loaded (its constructor or a static initializer)", Runs: 3, Passed: 2,
+			History: []string{"pass", "pass", "fail"}, Submodule: "repos/logos-chat-module", Gitlink: strings.Repeat("c", 40),
+			URL: CommitURL(WebURL("git@github.com:logos-co/logos-chat-module.git"), strings.Repeat("c", 40))},
+			{Name: "waku_module", Verdict: "pass", Runs: 3, Passed: 3, History: []string{"pass", "pass", "pass"}}},
+		Proposals: []Proposal{{ID: "rb-logos-chat-module-066c81dc2b55-188c1573a2", Kind: "rollback", Submodule: "repos/logos-chat-module", From: strings.Repeat("a", 40), To: strings.Repeat("b", 40), State: "pending",
+			Command: "lambda-check governance approve rb-logos-chat-module-066c81dc2b55-188c1573a2",
+			URL:     CompareURL(WebURL("git@github.com:logos-co/logos-chat-module.git"), strings.Repeat("a", 40), strings.Repeat("b", 40))}},
+		Upgrades: []Upgrade{{Submodule: "repos/logos-waku-module", Branch: "master", Pin: strings.Repeat("d", 40), Head: strings.Repeat("e", 40), Behind: 7,
+			URL: CompareURL(WebURL("https://github.com/logos-co/logos-waku-module.git"), strings.Repeat("d", 40), strings.Repeat("e", 40))}},
+		Stale:    true,
+		Events:   []Event{{Seq: 9, Time: h[2].Finished, Stage: "cycle", Result: "fail", Detail: "degraded in 812ms"}},
+		Failures: []Failure{{Time: h[2].Finished, Module: "chat<sdk>_module", Reason: "crashed"}},
+		Audit:    "ok",
 	}
 }
 
@@ -93,9 +105,16 @@ func TestHTMLIsSelfContained(t *testing.T) {
 	s := b.String()
 	assert.Assert(t, strings.Contains(s, `<svg id="timeline"`))
 	assert.Assert(t, strings.Contains(s, "chat&lt;sdk&gt;_module"), "values are escaped")
-	for _, bad := range []string{"<script", "src=", "href=", "@import", "url("} {
+	for _, bad := range []string{"<script", "src=", "@import", "url("} {
 		assert.Assert(t, !strings.Contains(s, bad), "external or active content: %s", bad)
 	}
+	// Links go upstream only: a commit, a compare view.
+	for _, m := range regexp.MustCompile(`href="([^"]*)"`).FindAllStringSubmatch(s, -1) {
+		assert.Assert(t, strings.HasPrefix(m[1], "https://github.com/logos-co/"), "link %s", m[1])
+	}
+	assert.Assert(t, strings.Contains(s, `href="https://github.com/logos-co/logos-chat-module/compare/`+strings.Repeat("a", 40)+"..."+strings.Repeat("b", 40)+`"`))
+	assert.Assert(t, strings.Contains(s, "lambda-check governance approve rb-logos-chat-module-"))
+	assert.Assert(t, strings.Contains(s, `id="stale"`) && strings.Contains(s, `id="upgrades"`))
 	var text bytes.Buffer
 	Text(&text, sample())
 	assert.Assert(t, strings.Contains(text.String(), "node /srv/logos-workspace: DEGRADED since "))
@@ -151,6 +170,45 @@ func TestHTMLInChromium(t *testing.T) {
 			t.Errorf("browser console: %s", l)
 		}
 	}
+	// On a 400 px phone the page fits its width and no text is smaller
+	// than 11 px: measured in a 400 px wide frame (a headless window is
+	// never narrower than 500 px) by a probe page of the same origin.
+	probe := `<!DOCTYPE html><html><body><iframe id="f" src="/report.html" width="400" height="3000" style="border:0"></iframe>
+<script>
+document.getElementById("f").onload = function () {
+  var d = this.contentDocument, w = this.contentWindow, min = 100;
+  d.querySelectorAll("body *").forEach(function (e) {
+    if ([].some.call(e.childNodes, function (n) { return n.nodeType === 3 && n.textContent.trim(); }) && e.getClientRects().length) {
+      min = Math.min(min, parseFloat(w.getComputedStyle(e).fontSize));
+    }
+  });
+  document.body.setAttribute("data-sw", d.documentElement.scrollWidth);
+  document.body.setAttribute("data-vw", w.innerWidth);
+  document.body.setAttribute("data-minfont", min);
+};
+</script></body></html>`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		if r.URL.Path == "/report.html" {
+			_, _ = w.Write(b.Bytes())
+			return
+		}
+		_, _ = io.WriteString(w, probe)
+	}))
+	defer srv.Close()
+	pdom, _ := run("--virtual-time-budget=5000", "--dump-dom", srv.URL+"/probe.html")
+	attr := func(name string) float64 {
+		m := regexp.MustCompile(name + `="([0-9.]+)"`).FindStringSubmatch(pdom)
+		assert.Assert(t, m != nil, "no %s in the probe's DOM: %s", name, pdom)
+		v, err := strconv.ParseFloat(m[1], 64)
+		assert.NilError(t, err)
+		return v
+	}
+	sw, vw, minFont := attr("data-sw"), attr("data-vw"), attr("data-minfont")
+	t.Logf("in a %v px wide frame: page %v px wide, smallest text %v px", vw, sw, minFont)
+	assert.Assert(t, vw == 400 && sw <= vw, "the page is %v px wide in a %v px frame", sw, vw)
+	assert.Assert(t, minFont >= 11, "text of %v px", minFont)
+
 	run("--hide-scrollbars", "--window-size=1280,1400", "--screenshot="+shot, "file://"+page)
 	f, err := os.Open(shot)
 	assert.NilError(t, err)

@@ -12,8 +12,10 @@ import (
 	"github.com/lambda-os/lambda-check/internal/artifact"
 	"github.com/lambda-os/lambda-check/internal/audit"
 	"github.com/lambda-os/lambda-check/internal/exitcode"
+	"github.com/lambda-os/lambda-check/internal/gitrepo"
 	healthreport "github.com/lambda-os/lambda-check/internal/report"
 	"github.com/lambda-os/lambda-check/internal/stage/cycle"
+	"github.com/lambda-os/lambda-check/internal/stage/upgrades"
 	"github.com/lambda-os/lambda-check/internal/stage/verify"
 )
 
@@ -88,11 +90,27 @@ func Report(ctx context.Context, e *Env, events int) (*healthreport.Report, erro
 	if fails != nil {
 		r.Failures = fails
 	}
+	// Links upstream come from .gitmodules (the URLs as the workspace
+	// publishes them).
+	web := map[string]string{}
+	if subs, err := gitrepo.ReadGitmodules(e.Workspace); err == nil {
+		for _, s := range subs {
+			web[s.Path] = healthreport.WebURL(s.URL)
+		}
+	}
+	history := map[string][]string{}
+	for _, h := range node.VerifyHistory {
+		history[h.Module] = append(history[h.Module], h.Verdict)
+	}
 	if node.Verify != nil {
 		for _, m := range node.Verify.Modules {
-			rm := healthreport.Module{Name: m.Name, Submodule: m.Submodule, Gitlink: m.Gitlink, Verdict: m.Verdict, Reason: m.Reason}
+			rm := healthreport.Module{Name: m.Name, Submodule: m.Submodule, Gitlink: m.Gitlink, Verdict: m.Verdict, Reason: m.Reason,
+				URL: healthreport.CommitURL(web[m.Submodule], m.Gitlink)}
 			if rc := records[m.Name]; rc != nil {
 				rm.Passed, rm.Runs, rm.LastPass = rc.passed, rc.runs, rc.lastPass
+			}
+			if h := history[m.Name]; len(h) > 0 {
+				rm.History = h[max(0, len(h)-20):]
 			}
 			r.Modules = append(r.Modules, rm)
 		}
@@ -102,9 +120,26 @@ func Report(ctx context.Context, e *Env, events int) (*healthreport.Report, erro
 			continue
 		}
 		p := l.Proposal
-		r.Proposals = append(r.Proposals, healthreport.Proposal{ID: p.ID, Kind: p.Kind, Submodule: p.Submodule, From: p.From, To: p.To,
-			Commits: p.Commits, State: node.ProposalState(l), Why: l.Why})
+		rp := healthreport.Proposal{ID: p.ID, Kind: p.Kind, Submodule: p.Submodule, From: p.From, To: p.To,
+			Commits: p.Commits, State: node.ProposalState(l), Why: l.Why, URL: healthreport.CompareURL(web[p.Submodule], p.From, p.To)}
+		switch rp.State {
+		case "pending":
+			rp.Command = "lambda-check governance approve " + p.ID
+		case "approved":
+			rp.Command = "lambda-check governance apply " + p.ID
+		}
+		r.Proposals = append(r.Proposals, rp)
 	}
+	r.Upgrades = []healthreport.Upgrade{}
+	if env, _, err := artifact.Read[upgrades.Upgrades](e.File("upgrades.json"), upgrades.Spec); err == nil {
+		for _, u := range env.Payload.Repos {
+			if u.IsUpgrade() {
+				r.Upgrades = append(r.Upgrades, healthreport.Upgrade{Submodule: u.Path, Branch: u.Branch, Pin: u.Pin, Head: u.Head, Behind: u.Behind,
+					URL: healthreport.CompareURL(web[u.Path], u.Pin, u.Head)})
+			}
+		}
+	}
+	r.Stale = healthreport.StatusOf(r).Stale
 	r.Events = lastEvents(e.File(AuditFile), events)
 	return r, nil
 }
