@@ -121,7 +121,7 @@ func (c *AuditShowCmd) Run(rt *Runtime) error {
 	if err != nil {
 		return err
 	}
-	return rt.PrintJSON(ev)
+	return rt.PrintData(ev)
 }
 
 // AuditExportCmd is "lambda-check audit export".
@@ -205,7 +205,7 @@ func (c *AuditPublishCmd) Run(rt *Runtime) error {
 		return err
 	}
 	if rt.Globals.JSON {
-		return rt.PrintJSON(p)
+		return rt.PrintData(p)
 	}
 	rt.Printf("published seq %d..%d to %s: %s\n", p.FromSeq, p.ToSeq, c.Codex, p.CID)
 	rt.Printf("verify with: lambda-check audit verify --from-codex %s --codex %s\n", p.CID, c.Codex)

@@ -84,7 +84,7 @@ func (c *KeyGenerateCmd) Run(rt *Runtime) error {
 		return err
 	}
 	rt.Logf("wrote private key %q to %s", k.ID, out)
-	return rt.PrintJSON(sign.RegistryKey(k, c.scope()))
+	return rt.PrintData(sign.RegistryKey(k, c.scope()))
 }
 
 // KeyShowCmd is "lambda-check key show".
@@ -102,7 +102,7 @@ func (c *KeyShowCmd) Run(rt *Runtime) error {
 	if !c.Expires.IsZero() && !c.Expires.After(time.Now()) {
 		rt.Logf("note: this entry expired at %s: nothing it signs from then on counts", c.Expires.Format(time.RFC3339))
 	}
-	return rt.PrintJSON(sign.RegistryKey(k, c.scope()))
+	return rt.PrintData(sign.RegistryKey(k, c.scope()))
 }
 
 // SignMetadataCmd is "lambda-check sign-metadata".

@@ -4,6 +4,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -168,8 +169,10 @@ type Runtime struct {
 	// locked says the command took the state lock (a failure after it is
 	// recorded).
 	locked bool
-	// app is the command model (for the manual page).
-	app *kong.Application
+	// app is the command model (for the manual page); command is the
+	// command being run ("governance show <id>").
+	app     *kong.Application
+	command string
 }
 
 // Abs resolves p against the working directory.
@@ -348,7 +351,64 @@ func (rt *Runtime) Logf(format string, a ...any) {
 }
 
 // PrintJSON writes v canonically to stdout.
+// Every --json output is one object with a kind and a schemaVersion: an
+// artifact's envelope as it is, anything else under the kind
+// lambda-check/<command> (an array as its "items").
 func (rt *Runtime) PrintJSON(v any) error {
+	b, err := artifact.Encode(v)
+	if err != nil {
+		return err
+	}
+	b, err = envelope(b, rt.command)
+	if err != nil {
+		return err
+	}
+	_, err = rt.Env.Stdout.Write(b)
+	return err
+}
+
+// envelope gives a JSON value the kind and schemaVersion of command's
+// output unless it has a kind already.
+func envelope(b []byte, command string) ([]byte, error) {
+	var words []string
+	for _, w := range strings.Fields(command) {
+		if !strings.HasPrefix(w, "<") {
+			words = append(words, w)
+		}
+	}
+	kind, _ := json.Marshal("lambda-check/" + strings.Join(words, "-"))
+	head := `{"kind":` + string(kind) + `,"schemaVersion":1`
+	t := bytes.TrimSpace(b)
+	var out []byte
+	switch {
+	case len(t) > 0 && t[0] == '{':
+		var probe map[string]json.RawMessage
+		if err := json.Unmarshal(t, &probe); err != nil {
+			return nil, err
+		}
+		if _, ok := probe["kind"]; ok {
+			return b, nil
+		}
+		rest := bytes.TrimSpace(t[1:])
+		if len(rest) > 0 && rest[0] == '}' {
+			out = []byte(head + "}")
+		} else {
+			out = []byte(head + "," + string(rest))
+		}
+	default:
+		out = []byte(head + `,"items":` + string(t) + "}")
+	}
+	var pretty bytes.Buffer
+	if err := json.Indent(&pretty, out, "", "  "); err != nil {
+		return nil, err
+	}
+	pretty.WriteByte('\n')
+	return pretty.Bytes(), nil
+}
+
+// PrintData writes v as JSON as it is: a record other programs take as
+// input (a key registry entry, an audit event), never enveloped.
+func (rt *Runtime) PrintData(v any) error {
 	b, err := artifact.Encode(v)
 	if err != nil {
 		return err
@@ -406,7 +466,7 @@ func Main(ctx context.Context, args []string, env Env) int {
 		fmt.Fprintf(env.Stderr, "lambda-check: error: %v\n", err)
 		return exitcode.Usage
 	}
-	rt := &Runtime{Ctx: ctx, Env: env, Globals: &c.Globals, app: parser.Model}
+	rt := &Runtime{Ctx: ctx, Env: env, Globals: &c.Globals, app: parser.Model, command: kctx.Command()}
 	if err := rt.findWorkspace(kctx.Command()); err != nil {
 		return report(env.Stderr, err)
 	}
