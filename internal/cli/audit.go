@@ -205,7 +205,7 @@ func (c *AuditPublishCmd) Run(rt *Runtime) error {
 		return err
 	}
 	if rt.Globals.JSON {
-		return rt.PrintData(p)
+		return rt.PrintJSON(p)
 	}
 	rt.Printf("published seq %d..%d to %s: %s\n", p.FromSeq, p.ToSeq, c.Codex, p.CID)
 	rt.Printf("verify with: lambda-check audit verify --from-codex %s --codex %s\n", p.CID, c.Codex)
