@@ -37,6 +37,14 @@ type State struct {
 	// Audit is "ok", "fail" or "" when the log was not verified.
 	Audit       string `json:"audit"`
 	AuditDetail string `json:"auditDetail,omitempty"`
+	// AuditSeq and AuditHead are the log's last event when this state was
+	// taken: the next notify alarms when the log has fewer events, or no
+	// longer holds that event (restored from an older copy, rewritten).
+	AuditSeq  int64  `json:"auditSeq,omitempty"`
+	AuditHead string `json:"auditHead,omitempty"`
+	// AuditHas says whether the log holds the event seq with digest (set
+	// by the caller; not kept).
+	AuditHas func(seq int64, digest string) bool `json:"-"`
 }
 
 // Severity of a change or a message.
@@ -106,6 +114,14 @@ func Diff(prev *State, cur *State) []Change {
 			add("proposal-rejected", id, Info, "proposal %s rejected", subj)
 		case old == "":
 			add("proposal-new", id, Info, "new proposal %s (%s)", subj, st)
+		}
+	}
+	if prev.AuditSeq > 0 && cur.AuditHead != "" {
+		switch {
+		case cur.AuditSeq < prev.AuditSeq:
+			add("audit-rewound", "audit.jsonl", Critical, "the audit log lost events: it had %d, it has %d (restored from an older copy, or cut)", prev.AuditSeq, cur.AuditSeq)
+		case cur.AuditHas != nil && !cur.AuditHas(prev.AuditSeq, prev.AuditHead):
+			add("audit-rewound", "audit.jsonl", Critical, "the audit log was rewritten: event %d is no longer the one last seen (%s)", prev.AuditSeq, prev.AuditHead)
 		}
 	}
 	if cur.Audit == "fail" && prev.Audit != "fail" {
@@ -246,6 +262,12 @@ func Run(ctx context.Context, req Request) (*Record, *Memory) {
 		d.Changes, d.Digest = len(changes), due
 		if len(changes) == 0 && !due {
 			d.Status = "quiet"
+			// Nothing to tell, but the log's head seen now is remembered:
+			// a later rewind to before it is found.
+			if cs.State != nil && req.State.AuditHead != "" {
+				cs.State.AuditSeq, cs.State.AuditHead = req.State.AuditSeq, req.State.AuditHead
+				mem.Channels[t.Name] = cs
+			}
 			rec.Deliveries = append(rec.Deliveries, d)
 			continue
 		}

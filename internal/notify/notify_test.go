@@ -36,6 +36,20 @@ func TestDiff(t *testing.T) {
 	assert.DeepEqual(t, kinds(Diff(nil, healthy())), []string{"watching:node"})
 	assert.DeepEqual(t, kinds(Diff(healthy(), healthy())), []string{})
 
+	// The audit log: fewer events than last seen, or the event last seen
+	// replaced, is an alarm; a log that only grew is not.
+	seen := healthy()
+	seen.AuditSeq, seen.AuditHead = 10, "sha256:aa"
+	shorter := healthy()
+	shorter.AuditSeq, shorter.AuditHead = 7, "sha256:bb"
+	assert.DeepEqual(t, kinds(Diff(seen, shorter)), []string{"audit-rewound:audit.jsonl"})
+	grown := healthy()
+	grown.AuditSeq, grown.AuditHead = 12, "sha256:cc"
+	grown.AuditHas = func(seq int64, d string) bool { return seq == 10 && d == "sha256:aa" }
+	assert.DeepEqual(t, kinds(Diff(seen, grown)), []string{})
+	grown.AuditHas = func(int64, string) bool { return false }
+	assert.DeepEqual(t, kinds(Diff(seen, grown)), []string{"audit-rewound:audit.jsonl"})
+
 	broken := healthy()
 	broken.Health = "degraded"
 	broken.Failing["chat_module"] = "crashed (SIGSEGV)"

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/lambda-os/lambda-check/internal/artifact"
@@ -46,6 +47,11 @@ func Notify(ctx context.Context, e *Env, o NotifyOptions) (*notify.Record, error
 		stages = node.Cycle.Stages
 	}
 	st, summary := notifyState(node, stages)
+	logPath := e.File(AuditFile)
+	if h, err := audit.ReadHead(logPath); err == nil && h.Seq > 0 {
+		st.AuditSeq, st.AuditHead = h.Seq, h.Digest
+		st.AuditHas = func(seq int64, digest string) bool { return auditHas(logPath, seq, digest) }
+	}
 	if o.Test {
 		rec, _ := notify.Run(ctx, notify.Request{Node: e.Workspace, Now: time.Now(), State: st, Summary: summary, Targets: targets(e)})
 		return rec, nil
@@ -85,6 +91,26 @@ func Notify(ctx context.Context, e *Env, o NotifyOptions) (*notify.Record, error
 		return nil, err
 	}
 	return rec, nil
+}
+
+// auditHas says whether the log at p holds event seq with that digest.
+func auditHas(p string, seq int64, digest string) bool {
+	f, err := os.Open(p)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	found := false
+	_ = audit.Scan(f, func(_ int64, line []byte) error {
+		if found {
+			return nil
+		}
+		if ev, err := audit.Decode(line); err == nil && ev.Seq == seq {
+			found = ev.Digest == digest
+		}
+		return nil
+	})
+	return found
 }
 
 // NotifyVerdict fails when a delivery failed.
