@@ -145,7 +145,7 @@ func TestMkConfig(t *testing.T) {
 	assert.Equal(t, string(b), `{"notify":{"channels":[{"name":"ops","type":"webhook","url":"https://hooks.example/x"}]},"schemaVersion":1,"verify":{"deadline":"10s"}}`+"\n")
 
 	_, err = n.Run(ctx, t.TempDir(), "build", "--impure", "--no-link", "--expr", expr(`{ verify.deadlin = "10s"; }`))
-	assert.ErrorContains(t, err, `unknown field "deadlin"`)
+	assert.ErrorContains(t, err, `unknown key "verify.deadlin"; did you mean "deadline"?`)
 	_, err = n.Run(ctx, t.TempDir(), "build", "--impure", "--no-link", "--expr", expr(`{ notify.channels = [ { name = "x"; type = "pager"; } ]; }`))
 	assert.ErrorContains(t, err, `type "pager" is not telegram, webhook or desktop`)
 }
