@@ -117,7 +117,7 @@ func StartTree(o TreeOptions, path string, args ...string) (*Tree, error) {
 		statusR.Close()
 		controlW.Close()
 		if o.Bwrap == "" && (errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOSPC)) {
-			return nil, fmt.Errorf("%w (%v): verify contains each load in one; run as root, or allow unprivileged user namespaces (sysctl user.max_user_namespaces > 0, kernel.unprivileged_userns_clone=1; systemd: RestrictNamespaces must allow user and pid)", ErrNoNamespaces, err)
+			return nil, fmt.Errorf("%w (%v): verify contains each load in one; run as root, or allow unprivileged user namespaces (sysctl user.max_user_namespaces > 0, kernel.unprivileged_userns_clone=1, on Ubuntu kernel.apparmor_restrict_unprivileged_userns=0; systemd: RestrictNamespaces must allow user and pid)", ErrNoNamespaces, err)
 		}
 		return nil, err
 	}
