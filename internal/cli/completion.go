@@ -99,7 +99,7 @@ func complete(w io.Writer, app *kong.Application, words []string, getenv func(st
 		if f.Enum != "" {
 			out = strings.Split(f.Enum, ",")
 		}
-		print(w, out, cur)
+		printMatching(w, out, cur)
 		return
 	}
 	if strings.HasPrefix(cur, "-") {
@@ -110,7 +110,7 @@ func complete(w io.Writer, app *kong.Application, words []string, getenv func(st
 				}
 			}
 		}
-		print(w, out, cur)
+		printMatching(w, out, cur)
 		return
 	}
 	for _, c := range node.Children {
@@ -126,7 +126,7 @@ func complete(w io.Writer, app *kong.Application, words []string, getenv func(st
 			out = append(out, proposalIDs(getenv, dir, workspace, state)...)
 		}
 	}
-	print(w, out, cur)
+	printMatching(w, out, cur)
 }
 
 func contains(xs []string, x string) bool {
@@ -198,7 +198,7 @@ func proposalIDs(getenv func(string) string, dir, workspace, state string) []str
 	return ids
 }
 
-func print(w io.Writer, cands []string, prefix string) {
+func printMatching(w io.Writer, cands []string, prefix string) {
 	sort.Strings(cands)
 	last := ""
 	for _, c := range cands {
