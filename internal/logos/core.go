@@ -74,11 +74,7 @@ func (c Core) command(ctx context.Context, tmp string, sb Sandbox, pgid int, arg
 // and whatever they start end with it) and returns its output and exit
 // status; ctx's end kills it.
 func (c Core) contained(ctx context.Context, tmp string, sb Sandbox, stdout, stderr io.Writer, args ...string) (*proc.Tree, error) {
-	opts := proc.TreeOptions{Self: sb.Supervisor, Env: minimalEnv(tmp, sb), Dir: tmp}
-	if sb.Bwrap != "" {
-		opts.Bwrap = sb.Bwrap
-		opts.BwrapArgs = []string{"--unshare-net", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--bind", tmp, tmp}
-	}
+	opts := sb.tree(tmp)
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		return nil, err

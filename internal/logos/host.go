@@ -139,6 +139,18 @@ type LoadResult struct {
 	Output string `json:"output,omitempty"`
 }
 
+// tree is how a load or a logoscore run in the private directory tmp is
+// contained: the minimal environment, under bubblewrap when set (no
+// network, read-only / but tmp).
+func (sb Sandbox) tree(tmp string) proc.TreeOptions {
+	opts := proc.TreeOptions{Self: sb.Supervisor, Env: minimalEnv(tmp, sb), Dir: tmp}
+	if sb.Bwrap != "" {
+		opts.Bwrap = sb.Bwrap
+		opts.BwrapArgs = []string{"--unshare-net", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--bind", tmp, tmp}
+	}
+	return opts
+}
+
 // defaultPath is the PATH of a child given none.
 const defaultPath = "/usr/local/bin:/usr/bin:/bin"
 
@@ -286,11 +298,7 @@ func (h Host) Load(ctx context.Context, name, plugin string, deadline time.Durat
 	if h.Generation == August {
 		args = []string{"--name", name, "--path", plugin, "--token-source", "stdin"}
 	}
-	opts := proc.TreeOptions{Self: sb.Supervisor, Env: minimalEnv(tmp, sb), Dir: tmp}
-	if sb.Bwrap != "" {
-		opts.Bwrap = sb.Bwrap
-		opts.BwrapArgs = []string{"--unshare-net", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--bind", tmp, tmp}
-	}
+	opts := sb.tree(tmp)
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return LoadResult{Verdict: "fail", Reason: ReasonStartFailed, Detail: err.Error()}
